@@ -1,0 +1,137 @@
+"""Small shared helpers: atomic writes, seeding, run provenance (git SHA, device), progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path; on success it is renamed onto `path` (for writers that want a filename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def git_sha(short: bool = False) -> str:
+    """The checkout's commit (with '-dirty' when there are uncommitted changes), or 'unknown'."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"] if short else ["git", "rev-parse", "HEAD"],
+            cwd=root, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_info() -> dict[str, Any]:
+    """Provenance recorded beside every result: code version, device, threads, library versions."""
+    import torch
+
+    info: dict[str, Any] = {
+        "git_sha": git_sha(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["device_name"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def is_interactive() -> bool:
+    """True in a live terminal or a Jupyter kernel a person is looking at; False under papermill / CI / pipes."""
+    if os.environ.get("SSMREC_PROGRESS") in ("0", "plain"):
+        return False
+    if os.environ.get("PAPERMILL_EXECUTION") or os.environ.get("CI"):
+        return False
+    try:
+        from IPython import get_ipython  # noqa: F401
+
+        ip = get_ipython()
+        if ip is not None and "IPKernelApp" in getattr(ip, "config", {}):
+            return True
+    except Exception:
+        pass
+    return sys.stderr.isatty()
+
+
+def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = "", **kw):
+    """A progress bar that renders well everywhere.
+
+    Interactive (terminal, live Jupyter): tqdm.auto. Batch (papermill, CI, log files): a plain text bar that
+    refreshes at most every 30 s, so the rendered HTML holds a few lines rather than hundreds.
+    """
+    if is_interactive():
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+
+        kw.setdefault("mininterval", 30.0)
+        kw.setdefault("ascii", True)
+        kw.setdefault("file", sys.stdout)
+    kw.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, total=total, desc=desc, **kw)
