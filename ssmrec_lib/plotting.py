@@ -1,0 +1,140 @@
+"""Figures for the notebooks. Every function returns a matplotlib Figure (the notebook shows and saves it);
+axes carry units; nothing here reads files or trains models.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
+    matplotlib.use("Agg")  # headless (papermill, CI); Jupyter keeps its inline backend
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _fig(ncols: int = 1, width: float = 6.0, height: float = 4.0):
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, constrained_layout=True)
+    return fig, axes[0]
+
+
+# ---------------------------------------------------------------- data exploration (01)
+
+def sequence_length_distribution(lengths_by_dataset: dict[str, np.ndarray]) -> plt.Figure:
+    """Histogram (log x) of interactions per user, one colour per dataset."""
+    fig, (ax,) = _fig()
+    df = pd.concat([pd.DataFrame({"dataset": k, "length": np.asarray(v)}) for k, v in lengths_by_dataset.items()])
+    sns.histplot(df, x="length", hue="dataset", log_scale=True, element="step", stat="density",
+                 common_norm=False, ax=ax)
+    ax.set_xlabel("interactions per user (log scale)")
+    ax.set_ylabel("density")
+    ax.set_title("Sequence length distribution")
+    return fig
+
+
+def popularity_long_tail(counts_by_dataset: dict[str, np.ndarray]) -> plt.Figure:
+    """Item interaction counts sorted by rank (log-log) and the cumulative share of interactions."""
+    fig, (ax1, ax2) = _fig(2, width=5.5)
+    for name, counts in counts_by_dataset.items():
+        c = np.sort(np.asarray(counts))[::-1]
+        c = c[c > 0]
+        rank = np.arange(1, len(c) + 1)
+        ax1.loglog(rank, c, label=name)
+        ax2.plot(rank / len(c) * 100, np.cumsum(c) / c.sum() * 100, label=name)
+    ax1.set_xlabel("item popularity rank")
+    ax1.set_ylabel("interactions per item")
+    ax1.set_title("Popularity long tail (log-log)")
+    ax2.set_xlabel("top items (% of catalogue)")
+    ax2.set_ylabel("share of interactions (%)")
+    ax2.set_title("Concentration of interactions")
+    ax1.legend()
+    return fig
+
+
+def activity_over_time(timestamps_by_dataset: dict[str, np.ndarray], freq: str = "MS") -> plt.Figure:
+    """Interactions per period (timestamps in seconds since the epoch)."""
+    fig, (ax,) = _fig(width=8)
+    for name, ts in timestamps_by_dataset.items():
+        s = pd.Series(1, index=pd.to_datetime(np.asarray(ts), unit="s")).resample(freq).sum()
+        ax.plot(s.index, s.values, label=name)
+    ax.set_xlabel("date")
+    ax.set_ylabel("interactions per month" if freq == "MS" else f"interactions per {freq}")
+    ax.set_title("Activity over time")
+    ax.legend()
+    return fig
+
+
+# ---------------------------------------------------------------- results (03, 05)
+
+def learning_curves(log: pd.DataFrame, metric: str = "valid_ndcg@10") -> plt.Figure:
+    """Training loss and a validation metric per epoch (log.jsonl as a DataFrame)."""
+    fig, (ax1, ax2) = _fig(2, width=5)
+    ax1.plot(log["epoch"], log["train_loss"], marker="o")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss (cross-entropy, nats)")
+    ax1.set_title("Training loss")
+    if metric in log:
+        ax2.plot(log["epoch"], log[metric], marker="o", color="C1")
+        best = log[metric].idxmax()
+        ax2.axvline(log.loc[best, "epoch"], color="grey", ls="--", lw=1, label="best epoch")
+        ax2.legend()
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel(metric.replace("_", " "))
+    ax2.set_title("Validation (early-stopping metric)")
+    return fig
+
+
+def quality_vs_latency(df: pd.DataFrame, quality: str = "ndcg@10", latency: str = "latency_ms") -> plt.Figure:
+    """Scatter of a quality metric against batch-1 latency, one point per model (mean over seeds)."""
+    fig, (ax,) = _fig(width=7)
+    g = df.groupby("model", as_index=False)[[quality, latency]].mean()
+    sns.scatterplot(g, x=latency, y=quality, hue="model", s=120, ax=ax)
+    for _, r in g.iterrows():
+        ax.annotate(r["model"], (r[latency], r[quality]), textcoords="offset points", xytext=(6, 4))
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency (ms, log scale)")
+    ax.set_ylabel(quality.upper())
+    ax.set_title("Quality vs latency")
+    return fig
+
+
+def metric_bars(df: pd.DataFrame, metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10")) -> plt.Figure:
+    """Bars per model for each metric, with the spread over seeds as error bars (sd)."""
+    long = df.melt(id_vars=["model"], value_vars=list(metrics), var_name="metric", value_name="value")
+    fig, (ax,) = _fig(width=8)
+    sns.barplot(long, x="metric", y="value", hue="model", errorbar="sd", ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel("value (full ranking, test split)")
+    ax.set_title("Test metrics per model (error bars: sd over seeds)")
+    return fig
+
+
+# ---------------------------------------------------------------- efficiency (04)
+
+def latency_vs_length(df: pd.DataFrame, y: str = "latency_ms_median", ylabel: str = "batch-1 latency (ms)") -> plt.Figure:
+    """Log-log lines of a cost against sequence length, one per model."""
+    fig, (ax,) = _fig(width=7)
+    sns.lineplot(df, x="length", y=y, hue="model", marker="o", ax=ax)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length L (log scale)")
+    ax.set_ylabel(f"{ylabel} (log scale)")
+    ax.set_title(f"{ylabel} vs sequence length")
+    return fig
+
+
+def heatmap(matrix: np.ndarray, title: str, xlabel: str = "source position s", ylabel: str = "output position t",
+            center: float | None = 0.0) -> plt.Figure:
+    """A (L, L) mixing matrix (semiseparable / quasiseparable / attention) as a heatmap."""
+    fig, (ax,) = _fig(width=5.5, height=4.5)
+    sns.heatmap(np.asarray(matrix), cmap="RdBu_r", center=center, square=True, ax=ax,
+                cbar_kws={"label": "weight"})
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return fig

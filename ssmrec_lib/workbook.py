@@ -1,0 +1,223 @@
+"""`python -m ssmrec_lib workbook`: run the numbered notebooks through papermill and render HTML reports.
+
+For a profile (smoke | quick | full) the runner executes, in order:
+  01_data_exploration   once, over the profile's datasets
+  02_ssm_theory         once
+  03_train              once per (model, dataset); completed training runs are reused unless --force
+  04_latency_profiling  once
+  05_results            once, reading everything the runs wrote
+into outputs/<profile>/<name>.ipynb, renders each to HTML with nbconvert, and writes outputs/<profile>/index.html
+linking every report and result file. A failing notebook stops the run with the failing cell's error; its partial
+output notebook and HTML are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UnknownNameError, UserError
+from .utils import atomic_write_text, environment_info
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+CORE_MODELS = ["sasrec", "mamba4rec", "mamba2rec", "hydra4rec"]
+
+
+@dataclass(frozen=True)
+class WorkbookProfile:
+    """What one profile runs. Training budgets per model live in ssmrec_lib/profiles.py under the same name."""
+
+    datasets: tuple[str, ...]
+    models: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    latency_lengths: str = "50,200,1000"
+    description: str = ""
+
+
+PROFILES: dict[str, WorkbookProfile] = {
+    "smoke": WorkbookProfile(
+        datasets=("synthetic",),
+        models=("pop", *CORE_MODELS),
+        latency_lengths="16,64",
+        description="synthetic data, tiny models: minutes on 2 cores (CI runs it)",
+    ),
+    "quick": WorkbookProfile(
+        datasets=("ml-1m",),
+        models=("pop", *CORE_MODELS),
+        latency_lengths="50,200,1000",
+        description="ML-1M, all core models, a short budget (aim: under 30 minutes on 2 cores)",
+    ),
+    "full": WorkbookProfile(
+        datasets=("ml-1m",),
+        models=("pop", "gru4rec", "bert4rec", "lrurec", *CORE_MODELS),
+        seeds=(0, 1, 2),
+        latency_lengths="50,200,1000,4000",
+        description="the paper's settings (d=64, max length 200) to early stopping, 3 seeds",
+    ),
+}
+
+
+@dataclass
+class Step:
+    notebook: str  # file name under notebooks/
+    output: str  # stem under outputs/<profile>/
+    parameters: dict[str, Any]
+    title: str
+    status: str = "pending"
+    seconds: float = 0.0
+    error: str = ""
+    files: list[str] = field(default_factory=list)
+
+
+def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out_dir: Path,
+         data_dir: str | None, force: bool) -> list[Step]:
+    if profile not in PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; known profiles: {sorted(PROFILES)}")
+    p = PROFILES[profile]
+    datasets = list(datasets or p.datasets)
+    models = list(models or p.models)
+    common = {"profile": profile, "out_dir": str(out_dir), "data_dir": data_dir or ""}
+    steps = [
+        Step("01_data_exploration.ipynb", "01_data_exploration",
+             {**common, "datasets": ",".join(datasets)}, "Data exploration (Table 4)"),
+        Step("02_ssm_theory.ipynb", "02_ssm_theory", {"profile": profile}, "SSM theory: discretisation, SSD, Hydra"),
+    ]
+    for dataset in datasets:
+        for model in models:
+            for seed in p.seeds:
+                steps.append(Step(
+                    "03_train.ipynb", f"03_train_{model}_{dataset}_s{seed}",
+                    {**common, "model": model, "dataset": dataset, "seed": seed, "force": force},
+                    f"Train {model} on {dataset} (seed {seed})",
+                ))
+    steps.append(Step("04_latency_profiling.ipynb", "04_latency_profiling",
+                      {**common, "models": ",".join(m for m in models if m != "pop"),
+                       "lengths": p.latency_lengths}, "Latency, memory and streaming inference"))
+    steps.append(Step("05_results.ipynb", "05_results", {**common, "datasets": ",".join(datasets)},
+                      "Results: the paper's tables beside ours"))
+    return steps
+
+
+def _render_html(ipynb: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(ipynb), as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nb)
+    out = ipynb.with_suffix(".html")
+    atomic_write_text(out, body)
+    return out
+
+
+def _cell_error(ipynb: Path) -> str:
+    """The first error output of an executed notebook, as 'ename: evalue' (no traceback noise)."""
+    try:
+        nb = json.loads(ipynb.read_text())
+    except (OSError, ValueError):
+        return ""
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                return f"{o.get('ename')}: {o.get('evalue')}"
+    return ""
+
+
+def execute(step: Step, out_dir: Path) -> None:
+    import papermill as pm
+
+    src = NOTEBOOKS / step.notebook
+    if not src.exists():
+        raise UserError(f"notebook {src} is missing; the workbook expects notebooks/{step.notebook}")
+    dst = out_dir / f"{step.output}.ipynb"
+    t0 = time.perf_counter()
+    os.environ["PAPERMILL_EXECUTION"] = "1"  # plain progress output inside kernels (see utils.progress)
+    try:
+        pm.execute_notebook(str(src), str(dst), parameters=step.parameters, kernel_name="python3",
+                            progress_bar=False, cwd=str(ROOT))
+        step.status = "ok"
+    except pm.PapermillExecutionError as e:
+        step.status = "failed"
+        step.error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+    finally:
+        step.seconds = time.perf_counter() - t0
+        if dst.exists():
+            step.files.append(dst.name)
+            step.files.append(_render_html(dst).name)
+    if step.status == "failed" and not step.error:
+        step.error = _cell_error(dst)
+
+
+def write_index(out_dir: Path, profile: str, steps: list[Step]) -> Path:
+    """outputs/<profile>/index.html: every report and result file, with status and time."""
+    env = environment_info()
+    rows = []
+    for s in steps:
+        link = f'<a href="{html.escape(s.output)}.html">{html.escape(s.title)}</a>' if s.files else html.escape(s.title)
+        err = f'<div class="err">{html.escape(s.error)}</div>' if s.error else ""
+        rows.append(f"<tr><td>{link}{err}</td><td class='{s.status}'>{s.status}</td>"
+                    f"<td>{s.seconds:.1f}</td></tr>")
+    results = sorted(p for p in out_dir.rglob("*") if p.suffix in (".csv", ".md", ".json", ".png")
+                     and p.is_file() and "runs" not in p.parts[len(out_dir.parts):][:1])
+    res_items = "".join(f'<li><a href="{html.escape(str(p.relative_to(out_dir)))}">'
+                        f"{html.escape(str(p.relative_to(out_dir)))}</a></li>" for p in results)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ssmrec workbook ({profile})</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4em;text-align:left}}
+.ok{{color:#1a7f37}}.failed{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
+.err{{color:#cf222e;font-family:monospace;font-size:.85em}}code{{background:#f4f4f4;padding:0 .2em}}</style></head>
+<body><h1>ssmrec workbook: <code>{profile}</code> profile</h1>
+<p>{html.escape(PROFILES[profile].description)}</p>
+<p>git <code>{html.escape(env['git_sha'])}</code>, torch {html.escape(env['torch'])},
+{env['cpu_count']} CPU(s), CUDA: {env['cuda']}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>
+<h2>Reports</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>{''.join(rows)}</table>
+<h2>Result files</h2><ul>{res_items or '<li>none yet</li>'}</ul></body></html>"""
+    out = out_dir / "index.html"
+    atomic_write_text(out, page)
+    return out
+
+
+def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, models: list[str] | None = None,
+                 out_root: str | Path = ROOT / "outputs", data_dir: str | None = None, force: bool = False,
+                 only: list[str] | None = None) -> list[Step]:
+    out_dir = Path(out_root) / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = plan(profile, datasets, models, out_dir.resolve(), data_dir, force)
+    if only:
+        steps = [s for s in steps if any(s.output.startswith(o) for o in only)]
+    for i, step in enumerate(steps, 1):
+        print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
+        execute(step, out_dir)
+        print(f"[{i}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s", flush=True)
+        write_index(out_dir, profile, steps)
+        if step.status == "failed":
+            raise UserError(f"notebook {step.notebook} failed ({step.error}); partial output kept in "
+                            f"{out_dir / (step.output + '.ipynb')} and its .html")
+    print(f"index: {out_dir / 'index.html'}")
+    return steps
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    parser.add_argument("--datasets", nargs="+", default=None, help="override the profile's datasets")
+    parser.add_argument("--models", nargs="+", default=None, help="override the profile's models")
+    parser.add_argument("--data-dir", default=None, help="dataset folder (else $SSMREC_DATA_DIR, cache, download)")
+    parser.add_argument("--out", default=str(ROOT / "outputs"), help="output root (default: outputs/)")
+    parser.add_argument("--force", action="store_true", help="retrain even where a finished run exists")
+    parser.add_argument("--only", nargs="+", default=None, help="run only notebooks whose output name starts so")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_workbook(args.profile, args.datasets, args.models, args.out, args.data_dir, args.force, args.only)
+    return 0
+
