@@ -1,0 +1,125 @@
+"""Evaluation of a next-item model on a leave-one-out split: full or sampled ranking, batched and vectorised.
+
+Protocol knobs (all written beside every number by `protocol_dict`):
+    mode          "full": the target is ranked against every item 1..n_items (padding id 0 excluded).
+                  "sampled": against `n_negatives` items the user never interacted with (SASRec paper: 100),
+                  drawn "uniform"ly or by training "popularity", seeded; only for comparison with such papers.
+    mask_history  False (default, RecBole / Mamba4Rec / the paper): already-seen items stay rankable.
+                  True (LRURec / LlamaRec): items in the history are scored -inf, except the target itself
+                  (datasets with repeats would otherwise make a repeated target unreachable).
+    ties          see metrics.py ("expected" by default).
+    max_len       histories are cut to their last max_len items before the model reads them.
+The model is read through its contract: scores = model.score(model.readout(history, lengths)).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from .data.batching import pad_left
+from .metrics import DEFAULT_KS, MetricAccumulator, TieRule, rank_metrics
+
+
+def sample_negatives(
+    histories: Sequence[np.ndarray], targets: np.ndarray, n_items: int, n_negatives: int = 100,
+    sampling: Literal["uniform", "popularity"] = "uniform", item_counts: np.ndarray | None = None, seed: int = 0,
+) -> np.ndarray:
+    """(U, n_negatives) int64 item ids, per user distinct and outside history + target (seeded).
+
+    popularity: probability proportional to `item_counts` (length n_items + 1, entry 0 ignored).
+    """
+    rng = np.random.default_rng(seed)
+    if sampling == "popularity":
+        if item_counts is None:
+            raise ValueError("popularity sampling needs item_counts")
+        p = np.asarray(item_counts[1: n_items + 1], dtype=np.float64)
+        p = p / p.sum()
+    elif sampling == "uniform":
+        p = None
+    else:
+        raise ValueError(f"negative sampling must be 'uniform' or 'popularity', got {sampling!r}")
+    out = np.empty((len(targets), n_negatives), dtype=np.int64)
+    for u, (hist, tgt) in enumerate(zip(histories, targets)):
+        seen = np.union1d(hist, [tgt])
+        if n_items - len(seen) < n_negatives:
+            raise ValueError(f"user {u} has seen {len(seen)} of {n_items} items: fewer than {n_negatives} negatives")
+        got: list[int] = []
+        chosen: set[int] = set()
+        while len(got) < n_negatives:
+            cand = rng.choice(n_items, size=2 * n_negatives, p=p) + 1
+            cand = cand[~np.isin(cand, seen)]
+            for c in cand.tolist():
+                if c not in chosen:
+                    chosen.add(c)
+                    got.append(c)
+                    if len(got) == n_negatives:
+                        break
+        out[u] = got
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model, histories: Sequence[np.ndarray], targets: np.ndarray, *, max_len: int, batch_size: int = 512,
+    ks: Sequence[int] = DEFAULT_KS, mask_history: bool = False, mode: Literal["full", "sampled"] = "full",
+    negatives: np.ndarray | None = None, ties: TieRule = "expected", device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """Mean HR/NDCG/MRR@ks over users; histories[u] (any length >= 1), targets (U,).
+
+    Returns {"hr@10": ..., "ndcg@10": ..., ..., "n_users": U}. `negatives` (U, n) is required in sampled mode
+    (see `sample_negatives`). Users are processed in length-sorted batches (less padding); order-free result.
+    """
+    if mode == "sampled" and negatives is None:
+        raise ValueError("sampled mode needs negatives (see sample_negatives)")
+    if mode not in ("full", "sampled"):
+        raise ValueError(f"mode must be 'full' or 'sampled', got {mode!r}")
+    device = torch.device(device) if device is not None else _model_device(model)
+    was_training = model.training
+    model.eval()
+    targets = np.asarray(targets, dtype=np.int64)
+    order = np.argsort([len(h) for h in histories], kind="stable")
+    acc = MetricAccumulator()
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start: start + batch_size]
+            seq, lens = pad_left([histories[i] for i in idx], max_len)
+            scores = model.score(model.readout(seq.to(device), lens.to(device))).float()  # (b, n_items + 1)
+            tgt = torch.from_numpy(targets[idx]).to(device)
+            if mode == "full":
+                if mask_history:
+                    full, _ = pad_left([histories[i] for i in idx], max(1, max(len(histories[i]) for i in idx)))
+                    keep = scores.gather(1, tgt.view(-1, 1))
+                    scores = scores.scatter(1, full.to(device), float("-inf")).scatter(1, tgt.view(-1, 1), keep)
+                acc.add(rank_metrics(scores, tgt, ks, ties))
+            else:
+                neg = torch.from_numpy(negatives[idx]).to(device)
+                cand = torch.cat([tgt.view(-1, 1), neg], dim=1)  # (b, 1 + n_negatives), target first
+                acc.add(rank_metrics(scores.gather(1, cand), torch.zeros_like(tgt), ks, ties))
+    finally:
+        model.train(was_training)
+    return {**acc.result(), "n_users": acc.n}
+
+
+def _model_device(model) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def protocol_dict(*, split: str, mode: str, mask_history: bool, max_len: int, ties: str, n_negatives: int | None,
+                  negative_sampling: str | None, dataset_protocol: dict | None = None) -> dict:
+    """The evaluation protocol written beside every number (metrics.json, result tables)."""
+    dp = dataset_protocol or {}
+    return {
+        "split": f"leave-one-out ({split}: target = "
+                 + ("second-to-last item" if split == "valid" else "last item") + ")",
+        "ranking": "full (all items, padding excluded)" if mode == "full"
+                   else f"sampled ({n_negatives} {negative_sampling} negatives, seeded)",
+        "history_masking": bool(mask_history),
+        "max_len": int(max_len),
+        "ties": ties,
+        "kcore": dp.get("kcore"),
+    }

@@ -1,0 +1,83 @@
+"""SASRec (Kang & McAuley 2018): causal self-attention over the item sequence; also the encoder of BERT4Rec.
+
+Glossary: E item table (tied output), P learned position table (max_len rows, anchored at the right end so the
+most recent item has position max_len - 1), d = d_model, d_ff = FFN inner width.
+
+    x_0 = Dropout(E[item] + P[pos])            (post-LN adds a LayerNorm here, as RecBole does)
+    x_l = TransformerLayer(x_{l-1})            causal attention, padded keys masked
+    h   = LN(x_n) (pre-LN)  or  x_n (post-LN)
+
+Parameter count without embeddings (E and P not counted): with d=64, 2 layers, 2 heads, d_ff = 4d = 256 it is
+2 x 49,984 + 128 = 100,096 in both LN placements (pre-LN's final LN vs post-LN's input LN), which is the figure
+FACTS.md gives for the paper's SASRec row (RecBole's SASRec, inner_size 256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import SequentialModel
+from .layers import TransformerLayer, attention_mask, right_positions
+from .registry import register_model
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    d_ff: int = 256  # 4 d, RecBole's inner_size (the original SASRec uses d)
+    dropout: float = 0.2
+    attn_dropout: float = 0.2
+    norm_first: bool = True  # pre-LN (stable with larger lr); False = post-LN as RecBole / BERT
+
+
+class TransformerRec(SequentialModel):
+    """Shared body of SASRec (causal) and BERT4Rec (bidirectional)."""
+
+    def __init__(self, config, n_items: int, max_len: int) -> None:
+        super().__init__(config, n_items, max_len, config.d_model)
+        c = config
+        self.pos_emb = nn.Embedding(max_len, c.d_model)
+        self.drop = nn.Dropout(c.dropout)
+        self.layers = nn.ModuleList(
+            TransformerLayer(c.d_model, c.n_heads, c.d_ff, c.dropout, c.attn_dropout, c.norm_first)
+            for _ in range(c.n_layers)
+        )
+        self.norm = nn.LayerNorm(c.d_model)  # final LN (pre-LN) or input LN (post-LN)
+        self.apply(_init_weights)
+
+    def embedding_parameters(self):
+        return [self.item_emb.weight, self.pos_emb.weight]
+
+    def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """item_seq (B, L), lengths (B,) -> (B, L, d)."""
+        e, real = self.embed_items(item_seq, lengths)  # (B, L, d), (B, L)
+        x = e + self.pos_emb(right_positions(item_seq.shape[1], self.max_len, item_seq.device))
+        if not self.config.norm_first:
+            x = self.norm(x)
+        x = self.drop(x)
+        allowed = attention_mask(real, causal=not self.bidirectional)  # (B, 1, L, L)
+        for layer in self.layers:
+            x = layer(x, allowed)
+        return self.norm(x) if self.config.norm_first else x
+
+
+def _init_weights(m: nn.Module) -> None:
+    """Truncated-normal(0.02) linears and embeddings, as BERT / RecBole; zero biases; padding row zero."""
+    if isinstance(m, (nn.Linear, nn.Embedding)):
+        nn.init.trunc_normal_(m.weight, std=0.02, a=-0.04, b=0.04)
+    if isinstance(m, nn.Linear) and m.bias is not None:
+        nn.init.zeros_(m.bias)
+    if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+        with torch.no_grad():
+            m.weight[m.padding_idx].zero_()
+
+
+@register_model("sasrec")
+class SASRec(TransformerRec):
+    config_cls = SASRecConfig
+    bidirectional = False
