@@ -138,3 +138,63 @@ def heatmap(matrix: np.ndarray, title: str, xlabel: str = "source position s", y
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     return fig
+
+
+# ---------------------------------------------------------------- SSM theory (02)
+
+def discretization_responses(df: pd.DataFrame, ylabel: str = "step response y(t)") -> plt.Figure:
+    """One panel per discretisation method: the discrete response for each dt against the exact curve."""
+    methods = [m for m in df["method"].unique() if m != "exact"]
+    fig, axes = _fig(len(methods), width=4.2, height=3.6)
+    exact = df[df["method"] == "exact"]
+    for ax, m in zip(axes, methods):
+        ax.plot(exact["t"], exact["y"], color="black", lw=2, label="exact (continuous)")
+        for i, (dt, g) in enumerate(df[df["method"] == m].groupby("dt")):
+            ax.step(g["t"], g["y"], where="post", color=f"C{i}", label=f"dt = {dt:g}")
+        ax.set_title(m)
+        ax.set_xlabel("time t (units of 1/|a|)")
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize="small")
+    return fig
+
+
+def recurrence_vs_convolution(res: dict) -> plt.Figure:
+    """The same LTI SSM run as a recurrence and as a convolution: the two curves coincide."""
+    fig, (ax,) = _fig(width=8, height=3.5)
+    ax.plot(res["t"], res["y_recurrence"], lw=3, alpha=0.5, label="recurrence h_k = Ab h_{k-1} + Bb x_k")
+    ax.plot(res["t"], res["y_convolution"], "k--", lw=1, label="convolution y = K * x")
+    ax.set_xlabel("step k")
+    ax.set_ylabel("output y_k")
+    ax.set_title(f"Recurrence == convolution (max |difference| = {res['max_abs_diff']:.1e})")
+    ax.legend()
+    return fig
+
+
+def selectivity(df: pd.DataFrame) -> plt.Figure:
+    """State of an LTI vs a selective SSM on a stream with reset tokens, and the selective step size."""
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True, constrained_layout=True)
+    axes[0].plot(df["t"], df["h_lti"], label="LTI (fixed dt)")
+    axes[0].plot(df["t"], df["h_selective"], label="selective (dt depends on x_t)")
+    for t in df.loc[df["is_reset"], "t"]:
+        for ax in axes:
+            ax.axvline(t, color="grey", ls=":", lw=1)
+    axes[0].set_ylabel("state h_t")
+    axes[0].set_title("Selectivity: forgetting on demand (dotted lines: reset tokens)")
+    axes[0].legend()
+    axes[1].plot(df["t"], df["dt_selective"], color="C2")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("dt_t (log scale)")
+    axes[1].set_xlabel("position t")
+    return fig
+
+
+def cost_curves(df: pd.DataFrame) -> plt.Figure:
+    """Leading-term multiply-adds against L (log-log) for attention and the SSM forms."""
+    fig, (ax,) = _fig(width=7)
+    for col in df.columns:
+        ax.loglog(df.index, df[col], marker="o", label=col)
+    ax.set_xlabel("sequence length L (log scale)")
+    ax.set_ylabel("multiply-adds per sequence (log scale)")
+    ax.set_title("Token-mixing cost vs sequence length")
+    ax.legend()
+    return fig
