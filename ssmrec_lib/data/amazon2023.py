@@ -1,0 +1,285 @@
+"""Amazon Reviews 2023 (McAuley Lab, Hou et al. 2024): Video_Games and Beauty_and_Personal_Care.
+
+Sources (option `source=`), each plain or gzipped, looked up in the dataset folder:
+- "rating_only": the 5-core benchmark CSV `<Category>.csv` (user_id,parent_asin,rating,timestamp).
+- "last_out":    the 5-core `last_out[_w_his]` split CSVs `<Category>.{train,valid,test}.csv`; their rows are
+                 united (the `history` column is not needed: each row is one interaction).
+- "reviews":     raw reviews `<Category>.jsonl` (one JSON object a line: user_id, parent_asin, timestamp in ms),
+                 or any `.json` file holding one JSON array of such objects (e.g. the offline review sample).
+- "history_sample": `user_histories_5core_sample.jsonl` (one user a line: history[] + heldout, each with
+                 parent_asin, timestamp_ms and product.title): the offline sample for tiny smoke runs.
+- "auto" (default): rating_only, else last_out, else the raw `<Category>.jsonl`, else download rating_only.
+  The offline samples are never picked silently: ask for them by name.
+Titles come from `meta_<Category>.jsonl` or `meta_top200_by_rating_number.csv` when present (parent_asin ->
+title), and from the history sample itself. Timestamps are milliseconds; SequenceData holds seconds.
+Ids are read as categoricals (pyarrow-free pandas C engine with dtype="category"), so 6.6M rows stay compact.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from . import sources
+from .pipeline import RawInteractions
+from .textio import encoding_error, malformed, open_text, sniff_sep
+
+log = logging.getLogger(__name__)
+
+HF = "https://huggingface.co/datasets/McAuley-Lab/Amazon-Reviews-2023/resolve/main/"
+CATEGORIES = {  # name -> (category, folder, rating_only size, sha256)  (from OFFICIAL_FILES_LFS_POINTERS.tsv)
+    "amazon2023-video-games": ("Video_Games", "amazon-2023-video-games", 47_244_051,
+                               "2fb8fd6fb8b93a1a555e1aa4d46e3327e2bf345e9fb02a3bea184a9bce2ba4fa"),
+    "amazon2023-beauty": ("Beauty_and_Personal_Care", "amazon-2023-beauty-and-personal-care", 384_249_280,
+                          "14a2bacd6b4e18521ba45705d0a0e672ea82d2878fff2c8897ec8056c24cd6c1"),
+}
+SOURCES = ("auto", "rating_only", "last_out", "reviews", "history_sample")
+CSV_COLS = ("user_id", "parent_asin", "timestamp")
+
+
+def _patterns(cat: str) -> dict[str, list[str]]:
+    return {
+        "rating_only": [f"{cat}.csv", f"{cat}.csv.gz"],
+        "last_out": [f"{cat}.train.csv", f"{cat}.train.csv.gz"],
+        "reviews": [f"{cat}.jsonl", f"{cat}.jsonl.gz", "reviews_*.json", "reviews_*.json.gz"],
+        "history_sample": ["user_histories_5core_sample.jsonl", "user_histories_5core_sample.jsonl.gz"],
+        "meta": [f"meta_{cat}.jsonl", f"meta_{cat}.jsonl.gz", "meta_top200_by_rating_number.csv"],
+    }
+
+
+def remote(name: str) -> sources.RemoteFile:
+    cat, _, size, sha = CATEGORIES[name]
+    return sources.RemoteFile(f"{HF}benchmark/5core/rating_only/{cat}.csv", f"sha256:{sha}", f"{cat}.csv", size)
+
+
+def locate(name: str, data_dir=None, *, source: str = "auto", download: bool = True, downloader=None,
+           meta: bool = True) -> list[Path]:
+    """[interaction file(s)..., meta file (optional, last)]."""
+    if source not in SOURCES:
+        raise DataError(f"{name}: source must be one of {SOURCES}, got {source!r}")
+    cat, folder, _, _ = CATEGORIES[name]
+    pats = _patterns(cat)
+    order = ["rating_only", "last_out", "reviews"] if source == "auto" else [source]
+    wanted = [p for s in order for p in pats[s]]
+    if source == "auto":  # the offline review sample must be asked for by name
+        wanted = [p for p in wanted if not p.startswith("reviews_")]
+    found = sources.find_files(folder, wanted, data_dir)
+    if found is None and download and source in ("auto", "rating_only"):
+        rem = remote(name)
+        try:
+            path = sources.fetch(rem, sources.cache_root() / "raw" / folder, downloader=downloader, dataset=name)
+            found = (path.parent, [path])
+        except DataError as e:
+            raise _missing(name, folder, wanted, data_dir, extra=str(e)) from e
+    if found is None:
+        raise _missing(name, folder, wanted, data_dir)
+    d, files = found
+    if files[0].name.startswith(f"{cat}.train."):
+        files = [d / files[0].name.replace(".train.", f".{s}.") for s in ("train", "valid", "test")]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise DataError(f"{name}: {d} has {cat}.train.csv but not {', '.join(missing)}; the last_out split "
+                            f"needs all three files.")
+    else:
+        files = files[:1]
+    if meta:
+        m = sources.find_files(folder, pats["meta"], d)
+        if m is not None and m[0] == d:
+            files.append(m[1][0])
+    return files
+
+
+def _missing(name, folder, wanted, data_dir, extra="") -> DataError:
+    samples = sources.find_files(folder, ["user_histories_5core_sample.jsonl*", "reviews_*.json*"], data_dir)
+    if samples is not None:
+        extra += (f"\nOnly the small offline samples are there ({', '.join(p.name for p in samples[1])}); use "
+                  f"source='history_sample' or source='reviews' (with kcore=0) to load them.")
+    return sources.missing_files_error(name, folder, wanted, data_dir, remote(name).url, extra=extra.strip())
+
+
+def parse(paths: list[Path], *, name: str = "amazon2023") -> RawInteractions:
+    meta = [p for p in paths if p.name.startswith("meta_")]
+    main = [p for p in paths if not p.name.startswith("meta_")]
+    first = main[0].name
+    if first.startswith("user_histories"):
+        raw = read_history_jsonl(main[0])
+    elif ".json" in first:
+        raw = read_reviews_json(main[0])
+    else:
+        raw = read_benchmark_csv(main)
+    if meta:
+        titles = read_meta_titles(meta[0])
+        raw.item_titles = {**titles, **(raw.item_titles or {})}
+        raw.sources.append(sources.file_record(meta[0]))
+    return raw
+
+
+# ---------------------------------------------------------------- benchmark CSVs
+
+
+def _check_header(path: Path, required=CSV_COLS) -> None:
+    try:
+        with open_text(path) as f:
+            header = f.readline().rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise encoding_error(path, "utf-8", e) from e
+    cols = next(csv.reader([header])) if header else []
+    missing = [c for c in required if c not in cols]
+    if missing:
+        other = sniff_sep(header, ",")
+        hint = f" The header looks {other}-separated: wrong delimiter?" if other else ""
+        raise DataError(f"{path}, line 1: header {header[:200]!r} lacks the column(s) {missing}; expected a "
+                        f"comma-separated header with {', '.join(required)}.{hint}")
+
+
+def read_benchmark_csv(paths: list[Path]) -> RawInteractions:
+    """5-core benchmark CSV(s) -> RawInteractions; several files (train, valid, test) are concatenated."""
+    frames = []
+    for p in paths:
+        _check_header(p)
+        frames.append(read_csv_columns(p, user_col="user_id", item_col="parent_asin", time_col="timestamp",
+                                       sep=","))
+    if len(frames) == 1:
+        df = frames[0]
+    else:
+        from pandas.api.types import union_categoricals
+
+        u = union_categoricals([f["user"] for f in frames])
+        i = union_categoricals([f["item"] for f in frames])
+        df = pd.DataFrame({"user": u, "item": i, "time": np.concatenate([f["time"].to_numpy() for f in frames])})
+    return RawInteractions.from_columns(
+        df["user"], df["item"], time=df["time"].to_numpy(), time_unit="ms",
+        sources=[sources.file_record(p) for p in paths], order_note="file order (files in the order given)",
+        notes={"source_format": "Amazon Reviews 2023 5-core benchmark CSV"},
+    )
+
+
+def read_csv_columns(path: Path, *, user_col: str, item_col: str, time_col: str | None, sep: str,
+                     encoding: str = "utf-8") -> pd.DataFrame:
+    """Read three columns of a delimited file: ids as categoricals, time as int64; bad rows -> DataError."""
+    usecols = [user_col, item_col] + ([time_col] if time_col else [])
+    dtype = {user_col: "category", item_col: "category"}
+    if time_col:
+        dtype[time_col] = "int64"
+    try:
+        df = pd.read_csv(path, sep=sep, usecols=usecols, dtype=dtype, encoding=encoding, engine="c")
+    except UnicodeDecodeError as e:
+        raise encoding_error(path, encoding, e) from e
+    except (ValueError, pd.errors.ParserError) as e:
+        raise _locate_csv_error(path, sep, usecols, time_col, encoding, e) from e
+    if df[usecols].isna().any().any():
+        raise _locate_csv_error(path, sep, usecols, time_col, encoding, ValueError("empty field"))
+    out = pd.DataFrame({"user": df[user_col], "item": df[item_col]})
+    out["time"] = df[time_col].to_numpy() if time_col else np.arange(len(df), dtype=np.int64)
+    return out
+
+
+def _locate_csv_error(path, sep, usecols, time_col, encoding, e) -> DataError:
+    with open_text(path, encoding=encoding) as f:
+        reader = csv.reader(f, delimiter=sep)
+        header = next(reader)
+        idx = {c: header.index(c) for c in usecols}
+        for n, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                return malformed(path, n, sep.join(row), f"expected {len(header)} fields ({', '.join(header)}), "
+                                                         f"got {len(row)}")
+            if any(row[idx[c]] == "" for c in usecols):
+                return malformed(path, n, sep.join(row), f"expected non-empty {', '.join(usecols)}")
+            if time_col:
+                try:
+                    int(row[idx[time_col]])
+                except ValueError:
+                    return malformed(path, n, sep.join(row), f"expected an integer timestamp in column {time_col!r}")
+    return DataError(f"{path}: could not parse ({e})")
+
+
+# ---------------------------------------------------------------- JSON: raw reviews, history sample, meta
+
+
+def _iter_json_records(path: Path, what: str):
+    """Yield (line number or array index label, dict) from JSONL, or from a file holding one JSON array."""
+    try:
+        with open_text(path) as f:
+            head = f.read(1024).lstrip()
+            f.seek(0)
+            if head.startswith("["):
+                try:
+                    arr = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}, line {e.lineno}: invalid JSON ({e.msg}); expected one JSON array "
+                                    f"of {what}") from e
+                for k, obj in enumerate(arr):
+                    yield f"element {k}", obj
+                return
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"line {n}", json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise malformed(path, n, line.rstrip("\r\n"), f"invalid JSON ({e.msg}); expected {what}") from e
+    except UnicodeDecodeError as e:
+        raise encoding_error(path, "utf-8", e) from e
+
+
+def read_reviews_json(path: Path) -> RawInteractions:
+    """Raw review JSONL (or a JSON array) -> RawInteractions (user_id, parent_asin, timestamp ms)."""
+    users, items, times = [], [], []
+    what = "an object with user_id, parent_asin and an integer timestamp (ms)"
+    for where, obj in _iter_json_records(path, what):
+        try:
+            users.append(obj["user_id"])
+            items.append(obj.get("parent_asin") or obj["asin"])
+            times.append(int(obj["timestamp"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DataError(f"{path}, {where}: expected {what}; problem: {type(e).__name__} {e}") from e
+    return RawInteractions.from_columns(
+        users, items, time=np.asarray(times, dtype=np.int64), time_unit="ms",
+        sources=[sources.file_record(path)], order_note="file order",
+        notes={"source_format": "Amazon Reviews 2023 raw reviews"},
+    )
+
+
+def read_history_jsonl(path: Path) -> RawInteractions:
+    """user_histories_5core_sample.jsonl -> RawInteractions (history then heldout, per user), titles too."""
+    users, items, times, titles = [], [], [], {}
+    what = "an object with user_id, history[] and heldout, each entry with parent_asin and timestamp_ms"
+    for where, obj in _iter_json_records(path, what):
+        try:
+            for h in list(obj["history"]) + [obj["heldout"]]:
+                users.append(obj["user_id"])
+                items.append(h["parent_asin"])
+                times.append(int(h["timestamp_ms"]))
+                t = (h.get("product") or {}).get("title")
+                if t:
+                    titles.setdefault(h["parent_asin"], t)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DataError(f"{path}, {where}: expected {what}; problem: {type(e).__name__} {e}") from e
+    return RawInteractions.from_columns(
+        users, items, time=np.asarray(times, dtype=np.int64), time_unit="ms", item_titles=titles,
+        sources=[sources.file_record(path)], order_note="file order (history, then heldout)",
+        notes={"source_format": "Amazon Reviews 2023 5-core user-history sample"},
+    )
+
+
+def read_meta_titles(path: Path) -> dict[str, str]:
+    """parent_asin -> title from meta JSONL or the meta CSV (pandas-written, same columns)."""
+    if path.name.endswith((".csv", ".csv.gz")):
+        _check_header(path, required=("parent_asin", "title"))
+        df = pd.read_csv(path, usecols=["parent_asin", "title"], dtype=str, keep_default_na=False)
+        return dict(zip(df["parent_asin"], df["title"]))
+    out: dict[str, str] = {}
+    for where, obj in _iter_json_records(path, "an item-metadata object with parent_asin and title"):
+        try:
+            out[obj["parent_asin"]] = obj.get("title") or ""
+        except (KeyError, TypeError) as e:
+            raise DataError(f"{path}, {where}: expected an object with parent_asin and title") from e
+    return out
