@@ -130,6 +130,27 @@ def ssd_matrix_demo(L: int = 16, chunk_size: int = 5, seed: int = 0) -> dict:
             "rank_of_offdiag_block": int(torch.linalg.matrix_rank(block)), "d_state": B.shape[-1]}
 
 
+def hydra_matrix_demo(L: int = 16, chunk_size: int = 5, seed: int = 0) -> dict:
+    """Hydra's mixer as a matrix: quasiseparable (forward SSD below the diagonal, backward SSD above it, a
+    data-dependent diagonal), and a check that the two-pass chunked mixer computes y = M X.
+
+    Returns {"M": (L, L) array of head 0, "max_diff", "rank_below", "rank_above", "d_state"}.
+    """
+    from .ssm import hydra
+
+    X, dt_fw, A, B_fw, C_fw = random_ssd_inputs(L, seed=seed)
+    _, dt_bw, _, B_bw, C_bw = random_ssd_inputs(L, seed=seed + 1)
+    D_diag = torch.randn(1, L, X.shape[2], generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64)
+    M = hydra.quasiseparable_matrix(dt_fw, dt_bw, A, B_fw, C_fw, B_bw, C_bw, D_diag)  # (1, H, L, L)
+    y_mixer = hydra.quasiseparable_mixer(X, dt_fw, dt_bw, A, B_fw, C_fw, B_bw, C_bw, D_diag,
+                                         chunk_size=chunk_size, kernel="ref")
+    y_matrix = torch.einsum("bhts,bshp->bthp", M, X)
+    h = L // 2
+    return {"M": M[0, 0].numpy(), "max_diff": float((y_mixer - y_matrix).abs().max()),
+            "rank_below": int(torch.linalg.matrix_rank(M[0, 0, h:, :h])),
+            "rank_above": int(torch.linalg.matrix_rank(M[0, 0, :h, h:])), "d_state": B_fw.shape[-1]}
+
+
 def cost_table(lengths=(50, 200, 1000, 4000), d_model: int = 64, d_state: int = 32, expand: int = 2) -> pd.DataFrame:
     """Multiply-adds of one token mixer over a sequence of length L (forward, batch 1, leading terms only).
 

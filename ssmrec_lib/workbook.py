@@ -88,7 +88,8 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
     steps = [
         Step("01_data_exploration.ipynb", "01_data_exploration",
              {**common, "datasets": ",".join(datasets)}, "Data exploration (Table 4)"),
-        Step("02_ssm_theory.ipynb", "02_ssm_theory", {"profile": profile}, "SSM theory: discretisation, SSD, Hydra"),
+        Step("02_ssm_theory.ipynb", "02_ssm_theory", {"profile": profile, "out_dir": str(out_dir)},
+             "SSM theory: discretisation, SSD, Hydra"),
     ]
     for dataset in datasets:
         for model in models:
