@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ..utils import atomic_path, atomic_write_bytes
 from .sources import cache_root
 from .types import SequenceData
 
+log = logging.getLogger(__name__)
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -71,11 +73,15 @@ def load(folder: Path) -> SequenceData | None:
     meta_p, arr_p = folder / "meta.json", folder / "arrays.npz"
     if not (meta_p.is_file() and arr_p.is_file()):
         return None
-    meta = json.loads(meta_p.read_text(encoding="utf-8"))
-    with np.load(arr_p, allow_pickle=False) as z:
-        items, offsets = z["items"].astype(np.int64), z["offsets"]
-        ts = z["timestamps"] if "timestamps" in z.files else None
-        user_ids, item_ids = z["user_ids"], z["item_ids"]
+    try:
+        meta = json.loads(meta_p.read_text(encoding="utf-8"))
+        with np.load(arr_p, allow_pickle=False) as z:
+            items, offsets = z["items"].astype(np.int64), z["offsets"]
+            ts = z["timestamps"] if "timestamps" in z.files else None
+            user_ids, item_ids = z["user_ids"], z["item_ids"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # damaged by hand or disk: rebuild
+        log.warning("ignoring damaged cache folder %s (%s)", folder, e)
+        return None
     bounds = offsets[1:-1]
     return SequenceData(
         name=meta["name"], sequences=np.split(items, bounds), n_items=int(meta["n_items"]),
