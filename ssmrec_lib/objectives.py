@@ -1,0 +1,172 @@
+"""Training objectives: what a batch is and how its loss is computed. The trainer owns them; models do not.
+
+    next_item  all-position next-item cross-entropy (SASRec / LRURec): input s[:-1], target s[1:], one CE
+               term per REAL position. The real positions are gathered first, h_real (N, D), and only those are
+               scored (one (N, D) x (D, n_items + 1) matmul): no logits are computed for padding.
+               Causal models only (a bidirectional model would see the target: a leak).
+    last_item  last-position CE over prefix-augmented samples (RecBole / Mamba4Rec): every prefix s[:t] of a
+               training sequence with target s[t] is a sample; `prefixes_per_user` > 0 samples that many
+               prefixes per user afresh each epoch (all of them when 0). Read out via `model.readout`, so
+               bidirectional models predict from an appended [MASK] and never see the target.
+    cloze      masked-item CE for bidirectional models (BERT4Rec, Hydra4Rec): each real item is replaced by
+               [MASK] with probability `mask_prob`, the last item additionally with `mask_last_prob` (that is
+               the read-out situation), and every row gets at least one mask; CE at the masked positions only.
+Randomness: the epoch's sample order comes from the numpy Generator the trainer passes (seeded by seed and
+epoch); cloze masks from a torch Generator seeded per batch. So a resumed run repeats the same batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ConfigError
+from .data.batching import pad_left
+from .models.base import real_mask
+
+OBJECTIVES = ("next_item", "last_item", "cloze")
+
+
+def resolve_objective(name: str, model) -> str:
+    """'auto' -> the model's natural objective; refuse next_item for bidirectional models (target leak)."""
+    if name == "auto":
+        return "cloze" if model.bidirectional else "next_item"
+    if name not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {name!r}; valid: {['auto', *OBJECTIVES]}")
+    if name == "next_item" and model.bidirectional:
+        raise ConfigError(f"{model.name} is bidirectional: next_item CE would let it see the target; "
+                          "use objective=cloze or last_item")
+    if name == "cloze" and not model.bidirectional:
+        raise ConfigError(f"{model.name} is causal and has no [MASK] token; use next_item or last_item")
+    return name
+
+
+@dataclass
+class Batch:
+    item_seq: torch.Tensor  # (B, L) left-padded inputs
+    lengths: torch.Tensor   # (B,)
+    targets: torch.Tensor   # next_item: (B, L) aligned with inputs; last_item: (B,); cloze: (B, L) originals
+
+    def to(self, device) -> "Batch":
+        return Batch(self.item_seq.to(device), self.lengths.to(device), self.targets.to(device))
+
+    @property
+    def size(self) -> int:
+        return int(self.item_seq.shape[0])
+
+
+class Objective:
+    """Base: `epoch_samples(rng)` -> sample ids in this epoch's order; `batch(ids)`; `loss(model, batch, gen)`."""
+
+    name = "?"
+
+    def __init__(self, train: Sequence[np.ndarray], max_len: int) -> None:
+        self.max_len = int(max_len)
+        self.users = np.array([u for u, s in enumerate(train) if len(s) >= 2], dtype=np.int64)
+        self.train = train
+
+    def epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(self.users)
+
+    def batch(self, ids: np.ndarray) -> Batch:  # pragma: no cover
+        raise NotImplementedError
+
+    def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover
+
+
+class NextItemCE(Objective):
+    name = "next_item"
+
+    def batch(self, ids: np.ndarray) -> Batch:
+        x, lens = pad_left([self.train[u] for u in ids], self.max_len + 1)  # (B, W + 1)
+        return Batch(x[:, :-1], lens - 1, x[:, 1:])
+
+    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
+        h = model(batch.item_seq, batch.lengths)  # (B, L, D)
+        real = real_mask(h.shape[1], batch.lengths)  # (B, L)
+        logits = model.score(h[real])  # (N, n_items + 1): real positions only
+        return F.cross_entropy(logits.float(), batch.targets[real])
+
+
+class LastItemCE(Objective):
+    name = "last_item"
+
+    def __init__(self, train: Sequence[np.ndarray], max_len: int, prefixes_per_user: int = 0) -> None:
+        super().__init__(train, max_len)
+        lens = np.array([len(train[u]) for u in self.users], dtype=np.int64)
+        # every (user, t) with 1 <= t < len: history train[u][:t], target train[u][t]
+        self.pair_user = np.repeat(self.users, lens - 1)
+        starts = np.repeat(np.cumsum(lens - 1) - (lens - 1), lens - 1)
+        self.pair_t = np.arange(len(self.pair_user)) - starts + 1
+        self.k = int(prefixes_per_user)
+
+    def epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
+        n = len(self.pair_user)
+        if self.k <= 0:
+            return rng.permutation(n)
+        keys = rng.random(n)
+        order = np.lexsort((keys, self.pair_user))  # grouped by user, random within
+        grp_start = np.searchsorted(self.pair_user[order], self.pair_user[order], side="left")
+        keep = order[(np.arange(n) - grp_start) < self.k]
+        return rng.permutation(keep)
+
+    def batch(self, ids: np.ndarray) -> Batch:
+        hist = [self.train[u][max(0, t - self.max_len): t] for u, t in zip(self.pair_user[ids], self.pair_t[ids])]
+        tgt = np.array([self.train[u][t] for u, t in zip(self.pair_user[ids], self.pair_t[ids])], dtype=np.int64)
+        seq, lens = pad_left(hist, self.max_len)
+        return Batch(seq, lens, torch.from_numpy(tgt))
+
+    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
+        return F.cross_entropy(model.score(model.readout(batch.item_seq, batch.lengths)).float(), batch.targets)
+
+
+def cloze_mask(lengths: torch.Tensor, width: int, mask_prob: float, mask_last_prob: float,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, width) bool: positions to replace by [MASK] (real positions only; >= 1 per row; see module doc)."""
+    real = real_mask(width, lengths)
+    m = (torch.rand(real.shape, generator=generator) < mask_prob) & real
+    last = torch.rand(real.shape[0], generator=generator) < mask_last_prob
+    m[:, -1] |= last & real[:, -1]
+    none = ~m.any(dim=1) & real[:, -1]
+    m[none, -1] = True
+    return m
+
+
+class ClozeCE(Objective):
+    name = "cloze"
+
+    def __init__(self, train: Sequence[np.ndarray], max_len: int, mask_prob: float = 0.2,
+                 mask_last_prob: float = 0.5) -> None:
+        super().__init__(train, max_len)
+        self.mask_prob, self.mask_last_prob = float(mask_prob), float(mask_last_prob)
+
+    def batch(self, ids: np.ndarray) -> Batch:
+        seq, lens = pad_left([self.train[u] for u in ids], self.max_len)
+        return Batch(seq, lens, seq)
+
+    def masked_inputs(self, model, batch: Batch, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (inputs with [MASK] (B, L), mask (B, L) bool). The mask is drawn on CPU (device-independent)."""
+        m = cloze_mask(batch.lengths.cpu(), batch.item_seq.shape[1], self.mask_prob, self.mask_last_prob,
+                       generator).to(batch.item_seq.device)
+        return batch.item_seq.masked_fill(m, model.mask_token), m
+
+    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
+        inp, m = self.masked_inputs(model, batch, generator)
+        h = model(inp, batch.lengths)  # (B, L, D)
+        return F.cross_entropy(model.score(h[m]).float(), batch.targets[m])
+
+
+def make_objective(name: str, train: Sequence[np.ndarray], max_len: int, *, prefixes_per_user: int = 0,
+                   mask_prob: float = 0.2, mask_last_prob: float = 0.5) -> Objective:
+    if name == "next_item":
+        return NextItemCE(train, max_len)
+    if name == "last_item":
+        return LastItemCE(train, max_len, prefixes_per_user)
+    if name == "cloze":
+        return ClozeCE(train, max_len, mask_prob, mask_last_prob)
+    raise ConfigError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")

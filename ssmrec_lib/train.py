@@ -1,0 +1,317 @@
+"""One trainer for every model: optimisation, early stopping, checkpoints, resume, logging.
+
+Per epoch:
+    1. samples = objective.epoch_samples(Generator(seed, epoch)), cut into batches of batch_size
+    2. for each batch: loss (bf16 autocast optional) -> non-finite check -> backward -> clip -> step -> lr schedule
+       (a `checkpoint_last.pt` every `checkpoint_every` batches, always at the epoch end)
+    3. validation NDCG@10 (full ranking by default); better -> `checkpoint_best.pt`; else patience counter
+    4. one JSON line in log.jsonl (loss, lr, seconds, valid metrics)
+At the end the best checkpoint is loaded and the test split is scored ONCE.
+
+Resume: checkpoint_last.pt holds model, optimiser, scheduler, RNG states (torch, numpy, python), epoch, the next
+batch index within the epoch and the early-stopping state. Batch order and cloze masks are functions of
+(seed, epoch, batch), dropout draws come from the restored torch RNG, so a run killed mid-epoch and resumed ends
+with the same metrics as an uninterrupted one (CPU; tests/unit/test_train.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+
+from .config import ConfigError, to_dict
+from .errors import UserError
+from .evaluate import evaluate, protocol_dict, sample_negatives
+from .objectives import make_objective, resolve_objective
+from .utils import atomic_path, progress
+
+log = logging.getLogger(__name__)
+VALID_METRIC = "ndcg@10"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 200  # upper bound; early stopping usually ends the run first
+    batch_size: int = 128  # sequences (next_item, cloze) or prefixes (last_item) per step
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: Literal["adam", "adamw"] = "adam"
+    warmup_steps: int = 0  # linear warm-up from 0
+    schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay after warm-up, over all epochs
+    min_lr_ratio: float = 0.0  # the decay's floor, as a fraction of lr
+    clip_norm: float = 0.0  # max global grad norm; 0 = no clipping
+    patience: int = 10  # epochs without a better validation NDCG@10 before stopping
+    max_len: int = 200  # items of history the model reads (the paper: 200 on ML-1M)
+    objective: Literal["auto", "next_item", "last_item", "cloze"] = "auto"  # auto: causal->next_item, bidir->cloze
+    prefixes_per_user: int = 0  # last_item only: prefixes sampled per user per epoch; 0 = all (RecBole)
+    mask_prob: float = 0.2  # cloze only
+    mask_last_prob: float = 0.5  # cloze only: extra chance to mask the last item (the next-item situation)
+    eval_batch_size: int = 512
+    eval_mode: Literal["full", "sampled"] = "full"
+    n_negatives: int = 100  # sampled mode only
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    mask_history: bool = False  # False = RecBole / the paper's protocol
+    ties: Literal["expected", "pessimistic"] = "expected"
+    bf16: bool = False  # bfloat16 autocast for the training forward/backward (evaluation stays fp32)
+    seed: int = 0
+    device: str = "auto"  # auto = cuda if available else cpu
+    num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    checkpoint_every: int = 0  # also save checkpoint_last.pt every this many batches; 0 = epoch ends only
+    max_batches_per_epoch: int = 0  # cap (smoke / quick profiles); 0 = the whole epoch
+    progress: bool = True  # progress bar per epoch
+
+    def __post_init__(self) -> None:
+        for k in ("epochs", "batch_size", "max_len", "eval_batch_size", "n_negatives"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"TrainConfig.{k} must be >= 1, got {getattr(self, k)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"TrainConfig.lr must be a positive number, got {self.lr}")
+        if not 0 <= self.mask_prob <= 1 or not 0 <= self.mask_last_prob <= 1:
+            raise ConfigError("TrainConfig.mask_prob / mask_last_prob must lie in [0, 1]")
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """The loss became NaN/inf; the message names epoch and batch and the last good checkpoint."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of lr at optimiser step s: linear warm-up, then constant / cosine / linear to min_lr_ratio."""
+
+    def f(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        span = max(1, total_steps - cfg.warmup_steps)
+        p = min(1.0, (step - cfg.warmup_steps) / span)
+        decay = 0.5 * (1 + math.cos(math.pi * p)) if cfg.schedule == "cosine" else 1 - p
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
+
+    return f
+
+
+def _rng_states() -> dict[str, Any]:
+    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_states(st: dict[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+Hook = Callable[[str, dict], None]  # hook(event, info): events "batch_end" and "epoch_end"
+
+
+class Trainer:
+    """Train `model` on `split.train`, early-stop on `split` valid, score test once with the best weights.
+
+    run_dir: where log.jsonl and the checkpoints go (None: keep everything in memory, no resume).
+    hooks: callables hook(event, info) called after every batch ("batch_end": epoch, batch, loss) and epoch
+    ("epoch_end": the log record); an exception raised in a hook stops the run like a kill would.
+    """
+
+    def __init__(self, model, split, cfg: TrainConfig, run_dir: str | Path | None = None,
+                 hooks: list[Hook] | None = None, dataset_protocol: dict | None = None) -> None:
+        self.model, self.split, self.cfg = model, split, cfg
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.hooks = list(hooks or [])
+        self.dataset_protocol = dataset_protocol or {}
+        if cfg.num_threads > 0:
+            torch.set_num_threads(cfg.num_threads)
+        self.device = resolve_device(cfg.device)
+        self.model.to(self.device)
+        self.objective_name = resolve_objective(cfg.objective, model) if model.trainable else "none (counted)"
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._negatives: dict[str, np.ndarray] = {}
+
+    # --- evaluation ---------------------------------------------------------------------------------------------
+    def evaluate(self, which: str) -> dict[str, float]:
+        cfg = self.cfg
+        hist, tgt = self.split.history_and_target(which)
+        neg = None
+        if cfg.eval_mode == "sampled":
+            if which not in self._negatives:
+                counts = np.bincount(np.concatenate(self.split.train), minlength=self.split.n_items + 1)
+                self._negatives[which] = sample_negatives(hist, tgt, self.split.n_items, cfg.n_negatives,
+                                                          cfg.negative_sampling, counts, seed=cfg.seed)
+            neg = self._negatives[which]
+        return evaluate(self.model, hist, tgt, max_len=cfg.max_len, batch_size=cfg.eval_batch_size,
+                        mask_history=cfg.mask_history, mode=cfg.eval_mode, negatives=neg, ties=cfg.ties,
+                        device=self.device)
+
+    def protocol(self, which: str) -> dict:
+        c = self.cfg
+        return protocol_dict(split=which, mode=c.eval_mode, mask_history=c.mask_history, max_len=c.max_len,
+                             ties=c.ties, n_negatives=c.n_negatives if c.eval_mode == "sampled" else None,
+                             negative_sampling=c.negative_sampling if c.eval_mode == "sampled" else None,
+                             dataset_protocol=self.dataset_protocol)
+
+    # --- checkpoints ----------------------------------------------------------------------------------------------
+    def _path(self, name: str) -> Path | None:
+        return self.run_dir / name if self.run_dir is not None else None
+
+    def _save(self, name: str, payload: dict) -> None:
+        path = self._path(name)
+        if path is None:
+            return
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    def _save_last(self, state: dict) -> None:
+        self._save("checkpoint_last.pt", {
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "rng": _rng_states(), "state": dict(state), "train_config": to_dict(self.cfg),
+        })
+
+    def _load_last(self) -> dict | None:
+        path = self._path("checkpoint_last.pt")
+        if path is None or not path.exists():
+            return None
+        ck = torch.load(path, map_location=self.device, weights_only=False)
+        saved = {k: v for k, v in ck["train_config"].items() if k not in ("progress", "device", "num_threads")}
+        now = {k: v for k, v in to_dict(self.cfg).items() if k not in ("progress", "device", "num_threads")}
+        if saved != now:
+            diff = sorted(k for k in now if saved.get(k) != now[k])
+            raise UserError(f"{path} was written with a different training config (differs in {diff}); "
+                            "use another run directory or delete it")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        _set_rng_states(ck["rng"])
+        best = self._path("checkpoint_best.pt")
+        if best is not None and best.exists():
+            self.best_state = torch.load(best, map_location="cpu", weights_only=False)["model"]
+        log.info("resumed from %s at epoch %d batch %d", path, ck["state"]["epoch"], ck["state"]["batch"])
+        return ck["state"]
+
+    def _log(self, record: dict, truncate_from_epoch: int | None = None) -> None:
+        path = self._path("log.jsonl")
+        if path is None:
+            return
+        lines = path.read_text().splitlines() if path.exists() else []
+        if truncate_from_epoch is not None:  # after a resume, drop records the resumed epochs will rewrite
+            lines = [ln for ln in lines if json.loads(ln)["epoch"] < truncate_from_epoch]
+        if record:
+            lines.append(json.dumps(record, sort_keys=True))
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(ln + "\n" for ln in lines))
+
+    # --- the loop -------------------------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train to early stopping (or `epochs`), then score test once with the best weights. Returns results."""
+        cfg, model = self.cfg, self.model
+        if not model.trainable:
+            model.fit(self.split.train)
+            return self._finish({"epoch": 0, "best_epoch": 0, "best_valid": self.evaluate("valid"), "stopped": False,
+                                 "train_seconds": []})
+        obj = make_objective(self.objective_name, self.split.train, cfg.max_len,
+                             prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
+                             mask_last_prob=cfg.mask_last_prob)
+        n_samples = len(obj.epoch_samples(np.random.default_rng(0)))
+        n_batches = math.ceil(n_samples / cfg.batch_size)
+        if cfg.max_batches_per_epoch:
+            n_batches = min(n_batches, cfg.max_batches_per_epoch)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg, cfg.epochs * n_batches))
+        state = self._load_last()
+        if state is None:
+            state = {"epoch": 0, "batch": 0, "best_score": -1.0, "best_epoch": -1, "best_valid": None, "bad": 0,
+                     "stopped": False, "loss_sum": 0.0, "loss_n": 0, "seconds": 0.0, "train_seconds": []}
+            self._log({}, truncate_from_epoch=0)
+        else:
+            self._log({}, truncate_from_epoch=state["epoch"])
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        while state["epoch"] < cfg.epochs and not state["stopped"]:
+            epoch = state["epoch"]
+            samples = obj.epoch_samples(np.random.default_rng([cfg.seed, epoch]))
+            model.train()
+            bar = progress(total=n_batches, initial=state["batch"], desc=f"epoch {epoch}", leave=False,
+                           disable=not cfg.progress)
+            t0 = time.perf_counter()
+            for b in range(state["batch"], n_batches):
+                batch = obj.batch(samples[b * cfg.batch_size:(b + 1) * cfg.batch_size]).to(self.device)
+                gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 10_007 + b)
+                with autocast:
+                    loss = obj.loss(model, batch, gen)
+                if not torch.isfinite(loss):
+                    last = self._path("checkpoint_last.pt")
+                    raise NonFiniteLossError(
+                        f"loss is {loss.item()} at epoch {epoch}, batch {b} (lr {self.sched.get_last_lr()[0]:.3g}); "
+                        f"training stopped. Last good checkpoint: {last if last and last.exists() else 'none'}. "
+                        "Try a lower lr, clip_norm > 0, or bf16=false.")
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+                self.opt.step()
+                self.sched.step()
+                state["loss_sum"] += loss.item() * batch.size
+                state["loss_n"] += batch.size
+                state["batch"] = b + 1
+                bar.update(1)
+                if cfg.checkpoint_every and (b + 1) % cfg.checkpoint_every == 0 and b + 1 < n_batches:
+                    state["seconds"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    self._save_last(state)
+                for h in self.hooks:
+                    h("batch_end", {"epoch": epoch, "batch": b, "loss": loss.item()})
+            bar.close()
+            train_s = state["seconds"] + time.perf_counter() - t0
+            t1 = time.perf_counter()
+            valid = self.evaluate("valid")
+            eval_s = time.perf_counter() - t1
+            score = valid[VALID_METRIC]
+            if score > state["best_score"]:
+                state.update(best_score=score, best_epoch=epoch, best_valid=valid, bad=0)
+                self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                self._save("checkpoint_best.pt", {"model": self.best_state, "epoch": epoch, "valid": valid})
+            else:
+                state["bad"] += 1
+            record = {"epoch": epoch, "loss": state["loss_sum"] / max(1, state["loss_n"]),
+                      "lr": self.sched.get_last_lr()[0], "train_seconds": round(train_s, 3),
+                      "eval_seconds": round(eval_s, 3), "valid": valid, "best_epoch": state["best_epoch"]}
+            self._log(record)
+            log.info("epoch %d loss %.4f valid %s %.4f (best %.4f @ %d) %.1fs", epoch, record["loss"],
+                     VALID_METRIC, score, state["best_score"], state["best_epoch"], train_s)
+            state["train_seconds"] = state["train_seconds"] + [train_s]
+            state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, loss_n=0, seconds=0.0,
+                         stopped=state["bad"] >= cfg.patience)
+            self._save_last(state)
+            for h in self.hooks:
+                h("epoch_end", record)
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        return self._finish(state)
+
+    def _finish(self, state: dict) -> dict[str, Any]:
+        test = self.evaluate("test")  # once, with the best weights
+        secs = state["train_seconds"]
+        return {
+            "valid": state["best_valid"], "test": test, "best_epoch": state["best_epoch"],
+            "epochs_run": state["epoch"], "stopped_early": bool(state["stopped"]),
+            "seconds_per_epoch": float(np.mean(secs)) if secs else 0.0, "objective": self.objective_name,
+            "protocol": {"valid": self.protocol("valid"), "test": self.protocol("test")},
+        }
