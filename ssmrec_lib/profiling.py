@@ -1,0 +1,201 @@
+"""`python -m ssmrec_lib bench latency`: inference latency, throughput and memory per model against sequence
+length and batch size (the paper's "Latency" column, measured properly).
+
+Method: untrained models at the paper's size (d=64, ML-1M's 3,416 items), inference mode, fixed seed, `warmup`
+untimed calls, then `repeats` timed calls of `score(readout(history))` (the full next-item scoring a recommender
+serves). Batch-1 latency: median and p95 ms. Throughput: users scored per second at the given batch.
+Peak memory: on CUDA `torch.cuda.max_memory_allocated`; on CPU the peak process RSS above the pre-call level,
+sampled every millisecond by a background thread (torch allocations are invisible to tracemalloc).
+A (model, batch) stops growing L once one call exceeds `budget_s` (recorded as "over budget", not guessed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .utils import atomic_write_text, environment_info
+
+ML1M_ITEMS = 3416
+
+
+def _pin_malloc_thresholds(threshold: int = 64 * 1024) -> None:
+    """Make RSS track live memory: glibc otherwise raises its mmap threshold after large frees (up to 32 MB) and
+    keeps freed blocks resident, so later peaks would read as zero. Fixing M_MMAP_THRESHOLD (and the trim
+    threshold) returns every block of 64 KiB or more to the OS when freed. No-op where glibc is absent."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, threshold)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Context manager: peak resident memory (bytes) above the level at entry, sampled every `interval` s."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
+        self.peak = 0
+
+    def __enter__(self) -> "PeakRSS":
+        self.base = _rss_bytes()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes() - self.base)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss_bytes() - self.base)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def kernel_path(model: torch.nn.Module, device: torch.device) -> str:
+    """Which SSM path the model's blocks take on `device` ("fused" / "ref"; "n/a" for models without SSM blocks)."""
+    from .ssm import kernels
+
+    kinds = {type(m).__name__ for m in model.modules()}
+    op = ("selective_scan" if "Mamba" in kinds else "ssd" if kinds & {"Mamba2", "Hydra"} else None)
+    if op is None:
+        return "n/a"
+    choice = getattr(getattr(model, "config", None), "kernel", "auto")
+    try:
+        path = kernels.resolve(choice, op, device)
+    except kernels.KernelUnavailable:
+        return "unavailable"
+    if path == "ref" and op == "selective_scan" and device.type == "cpu":
+        from .ssm import cpu_ext
+
+        return "cpu-ext" if cpu_ext.available() else "ref"
+    return path
+
+
+def measure(model: torch.nn.Module, length: int, batch: int, n_items: int, device: torch.device,
+            warmup: int = 2, repeats: int = 10, seed: int = 0) -> dict:
+    """Time and measure one (length, batch) cell for an eval-mode model. Returns a dict of figures."""
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(1, n_items + 1, (batch, length), generator=g).to(device)
+    lengths = torch.full((batch,), length, dtype=torch.long, device=device)
+    times = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model.score(model.readout(seq, lengths))
+        _sync(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        with PeakRSS() as rss:
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model.score(model.readout(seq, lengths))
+                _sync(device)
+                times.append(time.perf_counter() - t0)
+        peak = (torch.cuda.max_memory_allocated(device) - base) if device.type == "cuda" else rss.peak
+    ms = np.array(times) * 1000
+    return {"latency_ms_median": float(np.median(ms)), "latency_ms_p95": float(np.percentile(ms, 95)),
+            "throughput_users_s": float(batch / (np.median(ms) / 1000)), "peak_mem_mb": peak / 2**20,
+            "repeats": repeats}
+
+
+def bench_latency(models: list[str], lengths: list[int], batches: list[int], n_items: int = ML1M_ITEMS,
+                  device: str = "cpu", warmup: int = 2, repeats: int = 10, budget_s: float = 5.0,
+                  overrides: dict[str, dict] | None = None, seed: int = 0, log=print) -> pd.DataFrame:
+    """One row per (model, batch, length). Models are built at their default (paper-size) configs."""
+    from .models.registry import build_model
+
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        _pin_malloc_thresholds()
+    rows = []
+    max_len = max(lengths)
+    for name in models:
+        torch.manual_seed(seed)
+        model = build_model(name, n_items=n_items, max_len=max_len, overrides=(overrides or {}).get(name)).to(dev)
+        model.eval()
+        info = {"model": name, "params": model.n_params(True), "params_wo_emb": model.n_params(False),
+                "kernel": kernel_path(model, dev), "device": str(dev), "threads": torch.get_num_threads()}
+        for batch in batches:
+            over = False
+            for L in sorted(lengths):
+                row = {**info, "batch": batch, "length": L}
+                if over:
+                    rows.append({**row, "status": "over budget"})
+                    continue
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    model.score(model.readout(torch.ones(batch, L, dtype=torch.long, device=dev),
+                                              torch.full((batch,), L, device=dev)))
+                _sync(dev)
+                one = time.perf_counter() - t0
+                reps = repeats if one * repeats < budget_s * 4 else max(1, int(budget_s * 4 / max(one, 1e-9)))
+                row.update(measure(model, L, batch, n_items, dev, warmup=min(warmup, reps), repeats=reps, seed=seed))
+                row["status"] = "ok"
+                over = one > budget_s
+                rows.append(row)
+                log(f"{name:10s} batch {batch:4d} L {L:5d}: {row['latency_ms_median']:9.2f} ms "
+                    f"(p95 {row['latency_ms_p95']:.2f}), {row['throughput_users_s']:9.1f} users/s, "
+                    f"+{row['peak_mem_mb']:.1f} MB, kernel {info['kernel']}")
+    return pd.DataFrame(rows)
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """A per-model text table (what the command prints)."""
+    cols = ["batch", "length", "latency_ms_median", "latency_ms_p95", "throughput_users_s", "peak_mem_mb", "status"]
+    parts = []
+    for name, g in df.groupby("model", sort=False):
+        r = g.iloc[0]
+        parts.append(f"\n== {name}: {r['params']:,} params ({r['params_wo_emb']:,} without embeddings), "
+                     f"kernel {r['kernel']}, device {r['device']}, {r['threads']} threads")
+        parts.append(g[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return "\n".join(parts)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=["sasrec", "mamba4rec", "mamba2rec", "hydra4rec", "lrurec",
+                                                         "gru4rec"])
+    parser.add_argument("--lengths", default="50,200,1000,4000", help="comma-separated sequence lengths")
+    parser.add_argument("--batch", default="1,256", help="comma-separated batch sizes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--budget-s", type=float, default=5.0, help="stop growing L once one call takes longer")
+    parser.add_argument("--out", default="outputs/bench/latency.csv", help="CSV to write (with a .json of provenance)")
+
+
+def run(args: argparse.Namespace) -> int:
+    lengths = [int(x) for x in str(args.lengths).split(",") if x]
+    batches = [int(x) for x in str(args.batch).split(",") if x]
+    df = bench_latency(args.models, lengths, batches, device=args.device, repeats=args.repeats,
+                       budget_s=args.budget_s)
+    print(format_table(df))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, df.to_csv(index=False))
+    atomic_write_text(out.with_suffix(".json"), pd.Series(environment_info()).to_json(indent=2))
+    print(f"\nwrote {out}")
+    return 0
