@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ssmrec_lib.errors import UserError
 from ssmrec_lib.ssm import kernels
+from ssmrec_lib.ssm.conv import causal_conv1d, causal_conv1d_update
 from ssmrec_lib.ssm.norm import RMSNormGated
 from ssmrec_lib.ssm.ssd import ssd
 
@@ -79,6 +80,7 @@ class Mamba2(nn.Module):
         self.conv_dim = self.d_inner + 2 * ngroups * d_state
         # Order: [z, x, B, C, dt]
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * ngroups * d_state + self.nheads, bias=bias)
+        # nn.Conv1d only holds the parameters (mamba-ssm's names and shapes); `conv.causal_conv1d` runs them
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, d_conv, groups=self.conv_dim, bias=conv_bias,
                                 padding=d_conv - 1)
         self.dt_bias = nn.Parameter(init_dt_bias(self.nheads, dt_min, dt_max, dt_init_floor))
@@ -95,9 +97,9 @@ class Mamba2(nn.Module):
 
     def _conv(self, xBC: torch.Tensor) -> torch.Tensor:
         """Causal depthwise conv + SiLU over time. xBC (B, L, conv_dim) -> (B, L, conv_dim)."""
-        L = xBC.shape[1]
-        y = self.conv1d(xBC.transpose(1, 2))[..., :L]  # (B, conv_dim, L)
-        return F.silu(y).transpose(1, 2)
+        w = self.conv1d.weight.squeeze(1)  # (conv_dim, K)
+        y = causal_conv1d(xBC.transpose(1, 2), w, self.conv1d.bias, activation="silu", kernel=self.kernel)
+        return y.transpose(1, 2)  # (B, L, conv_dim)
 
     def _ssm_inputs(self, x_BC: torch.Tensor, lead: tuple[int, ...]):
         x, B, C = torch.split(x_BC, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], -1)
@@ -146,12 +148,10 @@ class Mamba2(nn.Module):
         conv_state, ssm_state = state
         b = u_t.shape[0]
         z, xBC, dt = self._split(self.in_proj(u_t))
-        # 1. conv: shift the window left, append x_t, dot with the kernel
-        conv_state = torch.cat([conv_state[..., 1:], xBC.unsqueeze(-1).to(conv_state.dtype)], dim=-1)
-        xBC = (conv_state * self.conv1d.weight.squeeze(1)).sum(-1)  # (B, conv_dim)
-        if self.conv1d.bias is not None:
-            xBC = xBC + self.conv1d.bias
-        x, B, C = self._ssm_inputs(F.silu(xBC), (b,))
+        # 1. conv: shift the window left, append x_t, dot with the kernel, SiLU
+        xBC, conv_state = causal_conv1d_update(xBC, conv_state, self.conv1d.weight.squeeze(1), self.conv1d.bias,
+                                               activation="silu", kernel=self.kernel)  # (B, conv_dim)
+        x, B, C = self._ssm_inputs(xBC, (b,))
         # 2. SSM: h = exp(dt A) h + dt x B^T;  y = h C + D x
         r = self.nheads // self.ngroups
         cd = ssm_state.dtype

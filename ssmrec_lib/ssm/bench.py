@@ -1,0 +1,293 @@
+"""`python -m ssmrec_lib bench kernels`: SSM ops, reference vs fast paths, forward and forward+backward.
+
+Rows (op, impl) for each sequence length L, at batch B, d_inner E, d_state N (SSD / Hydra: E / P heads of P):
+    selective_scan  ref      `scan.selective_scan_ref` (loop over time)                       reference
+                    fast     `scan.selective_scan` (C++ CPU kernel / fused CUDA kernel)
+    ssd             quadratic  `ssd.ssd_quadratic` (explicit L x L matrix)                       reference
+                    chunked    `ssd.ssd_chunked` (chunk 64)
+                    fused      mamba-ssm `mamba_chunk_scan_combined` (CUDA only)
+    hydra_mixer     matrix   `hydra.quasiseparable_matrix` @ X                                  reference
+                    chunked  `hydra.quasiseparable_mixer` (two SSD passes)
+                    fused    the mixer on the fused SSD (CUDA only)
+
+Columns: ms_fwd (no grad), ms_fwd_bwd (forward + backward of the output's sum), medians over
+--repeats; peak_mem_mb (CUDA: torch.cuda.max_memory_allocated above the start; CPU: peak resident set size
+above the start, sampled every millisecond by a thread, since tracemalloc does not see torch's allocator);
+speedup_* = reference ms / this row's ms (> 1: faster than the reference). A cell whose predicted time or
+memory exceeds --budget-s / --mem-budget-gb is skipped and says so in `note`: nothing is extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ssmrec_lib.ssm import kernels
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+class _PeakRSS:
+    """Peak resident memory (bytes) above the level at start, sampled from /proc/self/statm."""
+
+    def __init__(self, interval_s: float = 0.001):
+        self.interval_s, self.peak, self._stop = interval_s, 0, threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _loop(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss() - self.base)
+            time.sleep(self.interval_s)
+
+    def __enter__(self):
+        self.base = self._rss()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss() - self.base)
+
+
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time_once(fn: Callable[[], None], device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _peak_mem_mb(fn: Callable[[], None], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    if not os.path.exists("/proc/self/statm"):
+        return float("nan")
+    with _PeakRSS() as p:
+        fn()
+    return p.peak / 2**20
+
+
+@dataclass
+class Case:
+    op: str
+    impl: str
+    kernel_path: str
+    make: Callable[[int, bool], tuple]  # (L, requires_grad) -> inputs
+    run: Callable[..., torch.Tensor]
+    order: int  # 1 linear, 2 quadratic in L (for the budget prediction)
+    bytes_per: Callable[[int], float] | None = None  # rough peak bytes of fwd+bwd at length L
+    reference: bool = False
+
+
+def measure(case: Case, L: int, repeats: int, device: torch.device) -> dict:
+    """ms forward (no grad), ms forward+backward, peak memory of one forward+backward."""
+
+    plain, leaves = case.make(L, False), case.make(L, True)  # inputs made once, outside the timings
+
+    def fwd():
+        with torch.no_grad():
+            case.run(*plain)
+
+    def fwd_bwd():
+        for t in leaves:
+            t.grad = None
+        y = case.run(*leaves)
+        y.backward(torch.ones_like(y))
+
+    out = {}
+    for name, fn in (("ms_fwd", fwd), ("ms_fwd_bwd", fwd_bwd)):
+        first = _time_once(fn, device)  # warm-up (and the time used to cap the repeats)
+        times = [_time_once(fn, device) for _ in range(repeats)] if repeats > 0 else [first]
+        out[name] = 1000 * statistics.median(times)
+    out["peak_mem_mb"] = _peak_mem_mb(fwd_bwd, device)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ cases
+def _cases(batch: int, d_inner: int, d_state: int, headdim: int, device: torch.device, chunk: int) -> list[Case]:
+    from ssmrec_lib.ssm import hydra, ssd
+
+    H = d_inner // headdim
+    gen = torch.Generator(device="cpu")
+
+    def r(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen) * scale).to(device)
+
+    def leaf(t, grad):
+        return t.requires_grad_(grad)
+
+    def ssd_inputs(L, grad):
+        gen.manual_seed(L)
+        X = leaf(r(batch, L, H, headdim), grad)
+        dt = leaf(torch.nn.functional.softplus(r(batch, L, H) - 2), grad)  # dt ~ 0.1
+        A = -torch.ones(H, device=device)
+        B, C = leaf(r(batch, L, 1, d_state), grad), leaf(r(batch, L, 1, d_state), grad)
+        return X, dt, A, B, C
+
+    def hydra_inputs(L, grad):
+        X, dt_fw, A, B_fw, C_fw = ssd_inputs(L, grad)
+        dt_bw = leaf(torch.nn.functional.softplus(r(batch, L, H) - 2), grad)
+        B_bw, C_bw = leaf(r(batch, L, 1, d_state), grad), leaf(r(batch, L, 1, d_state), grad)
+        D_diag = leaf(r(batch, L, H), grad)
+        return X, dt_fw, dt_bw, A, B_fw, C_fw, B_bw, C_bw, D_diag
+
+    quad_bytes = lambda k: (lambda L: k * 4.0 * batch * H * L * L)  # noqa: E731  k live (b, h, l, l) fp32 tensors
+    cases: list[Case] = []
+    try:
+        from ssmrec_lib.ssm import scan
+    except ImportError:  # the scan module is optional for this benchmark
+        scan = None
+    if scan is not None:
+        def scan_inputs(L, grad):
+            gen.manual_seed(L)
+            u, delta = leaf(r(batch, d_inner, L), grad), leaf(r(batch, d_inner, L, scale=0.5) - 1, grad)
+            A = leaf(-torch.rand(d_inner, d_state, generator=gen).to(device) - 0.5, grad)
+            B, C = leaf(r(batch, d_state, L), grad), leaf(r(batch, d_state, L), grad)
+            return u, delta, A, B, C, leaf(torch.ones(d_inner, device=device), grad)
+
+        cases.append(Case("selective_scan", "ref", "ref", scan_inputs,
+                          lambda *a: scan.selective_scan_ref(*a, delta_softplus=True), 1, reference=True))
+        cases.append(Case("selective_scan", "fast", _scan_path(device), scan_inputs,
+                          lambda *a: scan.selective_scan(*a, delta_softplus=True, kernel="auto"), 1))
+    fused_ssd = kernels.resolve("auto", "ssd", device) == "fused"
+    cases.append(Case("ssd", "quadratic", "ref", ssd_inputs, lambda *a: ssd.ssd_quadratic(*a), 2,
+                      quad_bytes(12), reference=True))
+    cases.append(Case("ssd", "chunked", "ref", ssd_inputs, lambda *a: ssd.ssd_chunked(*a, chunk_size=chunk), 1))
+    if fused_ssd:
+        cases.append(Case("ssd", "fused", "fused", ssd_inputs,
+                          lambda *a: ssd.ssd(*a, chunk_size=chunk, kernel="fused"), 1))
+
+    def matrix_mixer(X, *rest):
+        M = hydra.quasiseparable_matrix(*rest)
+        return torch.einsum("bhts,bshp->bthp", M, X)
+
+    cases.append(Case("hydra_mixer", "matrix", "ref", hydra_inputs, matrix_mixer, 2, quad_bytes(24), reference=True))
+    cases.append(Case("hydra_mixer", "chunked", "ref", hydra_inputs,
+                      lambda *a: hydra.quasiseparable_mixer(*a, chunk_size=chunk, kernel="ref"), 1))
+    if fused_ssd:
+        cases.append(Case("hydra_mixer", "fused", "fused", hydra_inputs,
+                          lambda *a: hydra.quasiseparable_mixer(*a, chunk_size=chunk, kernel="fused"), 1))
+    return cases
+
+
+def _scan_path(device: torch.device) -> str:
+    if kernels.resolve("auto", "selective_scan", device) == "fused":
+        return "fused"
+    if device.type == "cpu":
+        try:
+            from ssmrec_lib.ssm import cpu_ext
+
+            if cpu_ext.available():  # builds the extension now, outside the timings
+                return "cpu_ext"
+        except ImportError:
+            pass
+    return "ref"
+
+
+# ------------------------------------------------------------------------------------------------ command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000], help="sequence lengths L")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--d-inner", type=int, default=128, help="channels E (scan) = heads x headdim (SSD)")
+    parser.add_argument("--d-state", type=int, default=32)
+    parser.add_argument("--headdim", type=int, default=32, help="SSD / Hydra head size P (E / P heads)")
+    parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell after one warm-up (median)")
+    parser.add_argument("--budget-s", type=float, default=60.0,
+                        help="skip a cell whose predicted single forward+backward exceeds this many seconds")
+    parser.add_argument("--mem-budget-gb", type=float, default=6.0,
+                        help="skip a quadratic-form cell whose estimated memory exceeds this")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sizes, one repeat")
+    parser.add_argument("--out", default=None, help="also write the table as CSV here")
+
+
+def run(args: argparse.Namespace):
+    import pandas as pd
+
+    from ssmrec_lib.utils import atomic_write_text, environment_info
+
+    if args.quick:
+        args.sizes, args.batch, args.d_inner, args.d_state, args.headdim = [16, 40], 2, 16, 8, 8
+        args.repeats, args.chunk_size = 1, 16
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    env = environment_info()
+    dev_name = env.get("device_name", "cpu") if device.type == "cuda" else f"cpu ({env['processor']})"
+    rows = []
+    for case in _cases(args.batch, args.d_inner, args.d_state, args.headdim, device, args.chunk_size):
+        last: tuple[int, float] | None = None  # (L, seconds of one fwd+bwd) for the prediction
+        for L in sorted(args.sizes):
+            row = dict(op=case.op, impl=case.impl, L=L, batch=args.batch, kernel_path=case.kernel_path)
+            pred_s = None if last is None else last[1] * (L / last[0]) ** case.order
+            est_gb = case.bytes_per(L) / 2**30 if case.bytes_per else 0.0
+            if pred_s is not None and pred_s > args.budget_s:
+                row["note"] = f"skipped: predicted {pred_s:.0f} s > --budget-s {args.budget_s:g}"
+            elif est_gb > args.mem_budget_gb:
+                row["note"] = f"skipped: ~{est_gb:.0f} GB > --mem-budget-gb {args.mem_budget_gb:g}"
+            else:
+                # a single slow run: time it once and spend no more than the budget on repeats
+                reps = args.repeats
+                if pred_s is not None and pred_s * (reps + 1) * 1.5 > args.budget_s:
+                    reps = 0
+                try:
+                    row |= measure(case, L, reps, device)
+                    row["note"] = "" if reps == args.repeats else f"{max(reps, 1)} run(s), budget"
+                    last = (L, row["ms_fwd_bwd"] / 1000)
+                except Exception as e:  # e.g. a fused kernel that imports but cannot run here: say so, go on
+                    row["note"] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+            rows.append(row)
+            print(f"  {case.op:15s} {case.impl:9s} L={L:5d} {row.get('ms_fwd_bwd', float('nan')):10.1f} ms "
+                  f"{row['note']}", flush=True)
+    df = pd.DataFrame(rows)
+    for col in ("ms_fwd", "ms_fwd_bwd", "peak_mem_mb"):
+        if col not in df:
+            df[col] = float("nan")
+    ref = df[df.impl.isin(["ref", "quadratic", "matrix"])].set_index(["op", "L"])
+    for col, out in (("ms_fwd", "speedup_fwd"), ("ms_fwd_bwd", "speedup_fwd_bwd")):
+        df[out] = [ref[col].get((o, L), float("nan")) / v for o, L, v in zip(df.op, df.L, df[col])]
+    df["device"], df["threads"], df["torch"] = dev_name, torch.get_num_threads(), torch.__version__
+    df["repeats"] = args.repeats
+    cols = ["op", "impl", "L", "ms_fwd", "ms_fwd_bwd", "peak_mem_mb", "speedup_fwd", "speedup_fwd_bwd",
+            "kernel_path", "note"]
+    print(f"\nbench kernels on {dev_name}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"B={args.batch} E={args.d_inner} N={args.d_state} P={args.headdim} chunk={args.chunk_size}, "
+          f"median of {args.repeats}; peak_mem: "
+          f"{'cuda max_memory_allocated' if device.type == 'cuda' else 'sampled RSS'} above start\n")
+    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"))
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        extra = ["batch", "device", "threads", "torch", "repeats"]
+        atomic_write_text(args.out, df[cols + extra].to_csv(index=False))
+        print(f"\nwrote {args.out}")
+    errors = int(df.note.astype(str).str.startswith("error").sum())
+    if errors:
+        print(f"\n{errors} cell(s) failed: see the note column")
+    return 1 if errors else 0
