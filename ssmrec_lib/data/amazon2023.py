@@ -12,7 +12,7 @@ Sources (option `source=`), each plain or gzipped, looked up in the dataset fold
   The offline samples are never picked silently: ask for them by name.
 Titles come from `meta_<Category>.jsonl` or `meta_top200_by_rating_number.csv` when present (parent_asin ->
 title), and from the history sample itself. Timestamps are milliseconds; SequenceData holds seconds.
-Ids are read as categoricals (pyarrow-free pandas C engine with dtype="category"), so 6.6M rows stay compact.
+CSVs are read columnar (pyarrow, ids as dictionary codes): see `csvread`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..errors import DataError
 from . import sources
+from .csvread import read_columns
 from .pipeline import RawInteractions
 from .textio import encoding_error, malformed, open_text, sniff_sep
 
@@ -140,65 +141,13 @@ def _check_header(path: Path, required=CSV_COLS) -> None:
 
 def read_benchmark_csv(paths: list[Path]) -> RawInteractions:
     """5-core benchmark CSV(s) -> RawInteractions; several files (train, valid, test) are concatenated."""
-    frames = []
     for p in paths:
         _check_header(p)
-        frames.append(read_csv_columns(p, user_col="user_id", item_col="parent_asin", time_col="timestamp",
-                                       sep=","))
-    if len(frames) == 1:
-        df = frames[0]
-    else:
-        from pandas.api.types import union_categoricals
-
-        u = union_categoricals([f["user"] for f in frames])
-        i = union_categoricals([f["item"] for f in frames])
-        df = pd.DataFrame({"user": u, "item": i, "time": np.concatenate([f["time"].to_numpy() for f in frames])})
-    return RawInteractions.from_columns(
-        df["user"], df["item"], time=df["time"].to_numpy(), time_unit="ms",
+    return read_columns(
+        paths, user_col="user_id", item_col="parent_asin", time_col="timestamp", sep=",", time_unit="ms",
         sources=[sources.file_record(p) for p in paths], order_note="file order (files in the order given)",
         notes={"source_format": "Amazon Reviews 2023 5-core benchmark CSV"},
     )
-
-
-def read_csv_columns(path: Path, *, user_col: str, item_col: str, time_col: str | None, sep: str,
-                     encoding: str = "utf-8") -> pd.DataFrame:
-    """Read three columns of a delimited file: ids as categoricals, time as int64; bad rows -> DataError."""
-    usecols = [user_col, item_col] + ([time_col] if time_col else [])
-    dtype = {user_col: "category", item_col: "category"}
-    if time_col:
-        dtype[time_col] = "int64"
-    try:
-        df = pd.read_csv(path, sep=sep, usecols=usecols, dtype=dtype, encoding=encoding, engine="c")
-    except UnicodeDecodeError as e:
-        raise encoding_error(path, encoding, e) from e
-    except (ValueError, pd.errors.ParserError) as e:
-        raise _locate_csv_error(path, sep, usecols, time_col, encoding, e) from e
-    if df[usecols].isna().any().any():
-        raise _locate_csv_error(path, sep, usecols, time_col, encoding, ValueError("empty field"))
-    out = pd.DataFrame({"user": df[user_col], "item": df[item_col]})
-    out["time"] = df[time_col].to_numpy() if time_col else np.arange(len(df), dtype=np.int64)
-    return out
-
-
-def _locate_csv_error(path, sep, usecols, time_col, encoding, e) -> DataError:
-    with open_text(path, encoding=encoding) as f:
-        reader = csv.reader(f, delimiter=sep)
-        header = next(reader)
-        idx = {c: header.index(c) for c in usecols}
-        for n, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                return malformed(path, n, sep.join(row), f"expected {len(header)} fields ({', '.join(header)}), "
-                                                         f"got {len(row)}")
-            if any(row[idx[c]] == "" for c in usecols):
-                return malformed(path, n, sep.join(row), f"expected non-empty {', '.join(usecols)}")
-            if time_col:
-                try:
-                    int(row[idx[time_col]])
-                except ValueError:
-                    return malformed(path, n, sep.join(row), f"expected an integer timestamp in column {time_col!r}")
-    return DataError(f"{path}: could not parse ({e})")
 
 
 # ---------------------------------------------------------------- JSON: raw reviews, history sample, meta

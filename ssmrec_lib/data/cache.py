@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..utils import atomic_path, atomic_write_bytes
+from .pipeline import split_flat
 from .sources import cache_root
 from .types import SequenceData
 
@@ -84,7 +85,7 @@ def load(folder: Path) -> SequenceData | None:
         return None
     bounds = offsets[1:-1]
     return SequenceData(
-        name=meta["name"], sequences=np.split(items, bounds), n_items=int(meta["n_items"]),
+        name=meta["name"], sequences=split_flat(items, bounds), n_items=int(meta["n_items"]),
         user_ids=user_ids, item_ids=item_ids, item_titles=meta["item_titles"], item_genres=meta["item_genres"],
-        timestamps=None if ts is None else np.split(ts, bounds), protocol=meta["protocol"],
+        timestamps=None if ts is None else split_flat(ts, bounds), protocol=meta["protocol"],
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import sources
-from .amazon2023 import read_csv_columns
+from .csvread import read_columns
 from .pipeline import RawInteractions
 from .textio import encoding_error, open_text, sniff_sep
 
@@ -51,11 +51,9 @@ def load_interactions_csv(path, *, user_col: str = "user_id", item_col: str = "i
         hint = f" The header looks {other}-separated: pass sep=... ." if other else ""
         raise DataError(f"{path}, line 1: header {header_line[:200]!r} split on {sep!r} gives columns {header}, "
                         f"which lack {missing}; expected columns {need}.{hint}")
-    df = read_csv_columns(path, user_col=user_col, item_col=item_col, time_col=time_col, sep=sep,
-                          encoding=encoding)
-    return RawInteractions.from_columns(
-        df["user"], df["item"], time=df["time"].to_numpy() if time_col else None, time_unit=time_unit,
-        sources=[sources.file_record(path)], order_note="file order",
+    return read_columns(
+        [path], user_col=user_col, item_col=item_col, time_col=time_col, sep=sep, encoding=encoding,
+        time_unit=time_unit, sources=[sources.file_record(path)], order_note="file order",
         notes={"source_format": "generic delimited file",
                "columns": {"user": user_col, "item": item_col, "time": time_col, "sep": sep}},
     )

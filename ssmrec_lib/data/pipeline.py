@@ -121,12 +121,61 @@ def _id_order(vocab: np.ndarray) -> np.ndarray:
     return np.argsort(as_str, kind="stable")
 
 
+def _combined_key(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """One int64 key ordering like (a, b) lexicographically (a >= 0), or None when it would overflow int64."""
+    if len(a) == 0:
+        return np.zeros(0, np.int64)
+    b_min, b_span = int(b.min()), int(b.max()) - int(b.min()) + 1
+    if (int(a.max()) + 1) * b_span >= 2**63 or int(a.min()) < 0:
+        return None
+    return a.astype(np.int64) * b_span + (b - b_min)
+
+
 def _stable_sort_by_user_time(user: np.ndarray, time: np.ndarray | None) -> np.ndarray:
-    """Row permutation sorting by (user, time); equal keys keep their input order (two stable passes)."""
+    """Row permutation sorting by (user, time); equal keys keep their input order (stable sorts)."""
     if time is None:
         return np.argsort(user, kind="stable")
+    key = _combined_key(user, time)
+    if key is not None:
+        return np.argsort(key, kind="stable")
     by_t = np.argsort(time, kind="stable")
     return by_t[np.argsort(user[by_t], kind="stable")]
+
+
+def _repeats(u: np.ndarray, i: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+    """(n,) bool: True where the row's (u, i[, t]) already occurred in an earlier row.
+
+    With t: rows are already sorted by (u, t), so an exact repeat can only sit inside a run of equal (u, t);
+    only the (few) rows in such runs are examined, as (run, item) pairs. Without t: a stable sort by (u, i)
+    puts each first occurrence first.
+    """
+    n = len(u)
+    dup = np.zeros(n, dtype=bool)
+    if n < 2:
+        return dup
+    if t is not None:
+        same_ut = (u[1:] == u[:-1]) & (t[1:] == t[:-1])
+        in_run = np.concatenate([[False], same_ut]) | np.concatenate([same_ut, [False]])
+        cand = np.flatnonzero(in_run)
+        if len(cand):
+            run_id = np.cumsum(np.concatenate([[True], ~same_ut])) - 1
+            dup[cand[_repeats(run_id[cand], i[cand])]] = True
+        return dup
+    key = _combined_key(u, i)
+    if key is not None:
+        order = np.argsort(key, kind="stable")
+        same = key[order][1:] == key[order][:-1]
+    else:
+        order = np.lexsort((np.arange(n), i, u))
+        same = (u[order][1:] == u[order][:-1]) & (i[order][1:] == i[order][:-1])
+    dup[order[1:][same]] = True
+    return dup
+
+
+def split_flat(flat: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
+    """np.split(flat, bounds) as views, without np.split's per-piece overhead."""
+    edges = np.concatenate([[0], bounds, [len(flat)]]).tolist()
+    return [flat[a:b] for a, b in zip(edges[:-1], edges[1:])]
 
 
 def build_sequences(raw: RawInteractions, name: str, *, kcore: int = 5, user_k: int | None = None,
@@ -151,9 +200,9 @@ def build_sequences(raw: RawInteractions, name: str, *, kcore: int = 5, user_k: 
     # 2. dedup
     dropped_dup = 0
     if dedup == "exact" and t is not None:
-        dup = pd.DataFrame({"u": u, "i": i, "t": t}).duplicated().to_numpy()
+        dup = _repeats(u, i, t)
     elif dedup == "user_item":
-        dup = pd.DataFrame({"u": u, "i": i}).duplicated().to_numpy()
+        dup = _repeats(u, i)
     else:
         dup = None
     if dup is not None and dup.any():
@@ -175,7 +224,8 @@ def build_sequences(raw: RawInteractions, name: str, *, kcore: int = 5, user_k: 
         )
 
     # 4. re-index by sorted original id; 0 stays padding
-    u_present, i_present = np.unique(u), np.unique(i)
+    u_present = np.flatnonzero(np.bincount(u, minlength=len(raw.user_vocab)))
+    i_present = np.flatnonzero(np.bincount(i, minlength=len(raw.item_vocab)))
     u_sorted = u_present[_id_order(raw.user_vocab[u_present])]
     i_sorted = i_present[_id_order(raw.item_vocab[i_present])]
     user_rank = np.empty(len(raw.user_vocab), dtype=np.int64)
@@ -188,11 +238,11 @@ def build_sequences(raw: RawInteractions, name: str, *, kcore: int = 5, user_k: 
     perm = np.argsort(ur, kind="stable")
     items_flat = item_new[i[perm]]
     bounds = np.cumsum(np.bincount(ur, minlength=len(u_sorted)))[:-1]
-    sequences = np.split(items_flat, bounds)
+    sequences = split_flat(items_flat, bounds)
     timestamps = None
     if t is not None:
         t_sec = t[perm] // 1000 if raw.time_unit == "ms" else t[perm]
-        timestamps = np.split(t_sec.astype(np.int64), bounds)
+        timestamps = split_flat(t_sec.astype(np.int64), bounds)
 
     item_ids = raw.item_vocab[i_sorted].astype(str)
     titles = genres = None

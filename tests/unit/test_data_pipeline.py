@@ -111,3 +111,21 @@ def test_deterministic():
     c = build_sequences(raw([rows[j] for j in perm]), "t", kcore=3)
     assert list(c.item_ids) == list(a.item_ids) and list(c.user_ids) == list(a.user_ids)
     assert [sorted(s.tolist()) for s in c.sequences] == [sorted(s.tolist()) for s in a.sequences]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dedup_matches_pandas_duplicated(seed):
+    """The fast repeat finder == pandas' duplicated (keep first), on data full of timestamp ties."""
+    import pandas as pd
+
+    from ssmrec_lib.data.pipeline import _repeats, _stable_sort_by_user_time
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    u, i, t = rng.integers(0, 20, n), rng.integers(0, 15, n), rng.integers(0, 30, n)
+    perm = _stable_sort_by_user_time(u, t)
+    u, i, t = u[perm], i[perm], t[perm]
+    assert np.array_equal(_repeats(u, i, t), pd.DataFrame({"u": u, "i": i, "t": t}).duplicated().to_numpy())
+    assert np.array_equal(_repeats(u, i), pd.DataFrame({"u": u, "i": i}).duplicated().to_numpy())
+    # the sort is stable: equal (u, t) keep input order
+    assert np.all(np.diff(perm)[(np.diff(u) == 0) & (np.diff(t) == 0)] > 0)
