@@ -180,7 +180,17 @@ def _iter_json_records(path: Path, what: str):
 
 
 def read_reviews_json(path: Path) -> RawInteractions:
-    """Raw review JSONL (or a JSON array) -> RawInteractions (user_id, parent_asin, timestamp ms)."""
+    """Raw review JSONL (or a JSON array) -> RawInteractions (user_id, parent_asin, timestamp ms).
+
+    JSONL goes through pyarrow's multi-threaded JSON reader (only the needed fields); when it rejects the file,
+    the line-by-line reader below runs instead and names the first bad line.
+    """
+    kw = dict(time_unit="ms", sources=[sources.file_record(path)], order_note="file order",
+              notes={"source_format": "Amazon Reviews 2023 raw reviews"})
+    if not _is_json_array(path):
+        fast = _read_reviews_arrow(path, **kw)
+        if fast is not None:
+            return fast
     users, items, times = [], [], []
     what = "an object with user_id, parent_asin and an integer timestamp (ms)"
     for where, obj in _iter_json_records(path, what):
@@ -190,11 +200,43 @@ def read_reviews_json(path: Path) -> RawInteractions:
             times.append(int(obj["timestamp"]))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise DataError(f"{path}, {where}: expected {what}; problem: {type(e).__name__} {e}") from e
-    return RawInteractions.from_columns(
-        users, items, time=np.asarray(times, dtype=np.int64), time_unit="ms",
-        sources=[sources.file_record(path)], order_note="file order",
-        notes={"source_format": "Amazon Reviews 2023 raw reviews"},
-    )
+    return RawInteractions.from_columns(users, items, time=np.asarray(times, dtype=np.int64), **kw)
+
+
+def _is_json_array(path: Path) -> bool:
+    try:
+        with open_text(path) as f:
+            return f.read(1024).lstrip().startswith("[")
+    except UnicodeDecodeError:
+        return False
+
+
+def _read_reviews_arrow(path: Path, **kw) -> RawInteractions | None:
+    """Columnar JSONL read of user_id, parent_asin (else asin), timestamp; None if pyarrow can't read it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    schema = pa.schema([("user_id", pa.string()), ("parent_asin", pa.string()), ("asin", pa.string()),
+                        ("timestamp", pa.int64())])
+    try:
+        t = pj.read_json(path, parse_options=pj.ParseOptions(explicit_schema=schema,
+                                                             unexpected_field_behavior="ignore"))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    item = pc.coalesce(t["parent_asin"], t["asin"])
+    if t["user_id"].null_count or item.null_count or t["timestamp"].null_count:
+        return None
+
+    def codes_vocab(col):
+        d = col.combine_chunks().dictionary_encode() if t.num_rows else pa.array([], pa.string()).dictionary_encode()
+        return (d.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+                np.asarray(d.dictionary.to_numpy(zero_copy_only=False)))
+
+    u, uv = codes_vocab(t["user_id"])
+    i, iv = codes_vocab(item)
+    time = t["timestamp"].to_numpy().astype(np.int64)
+    return RawInteractions(user=u, item=i, user_vocab=uv, item_vocab=iv, time=time, **kw)
 
 
 def read_history_jsonl(path: Path) -> RawInteractions:
@@ -225,6 +267,9 @@ def read_meta_titles(path: Path) -> dict[str, str]:
         _check_header(path, required=("parent_asin", "title"))
         df = pd.read_csv(path, usecols=["parent_asin", "title"], dtype=str, keep_default_na=False)
         return dict(zip(df["parent_asin"], df["title"]))
+    fast = _read_meta_arrow(path)
+    if fast is not None:
+        return fast
     out: dict[str, str] = {}
     for where, obj in _iter_json_records(path, "an item-metadata object with parent_asin and title"):
         try:
@@ -232,3 +277,19 @@ def read_meta_titles(path: Path) -> dict[str, str]:
         except (KeyError, TypeError) as e:
             raise DataError(f"{path}, {where}: expected an object with parent_asin and title") from e
     return out
+
+
+def _read_meta_arrow(path: Path) -> dict[str, str] | None:
+    """parent_asin -> title via pyarrow's JSON reader (only those two fields); None if it can't read the file."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    schema = pa.schema([("parent_asin", pa.string()), ("title", pa.string())])
+    try:
+        t = pj.read_json(path, parse_options=pj.ParseOptions(explicit_schema=schema,
+                                                             unexpected_field_behavior="ignore"))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    if t["parent_asin"].null_count:
+        return None
+    return dict(zip(t["parent_asin"].to_pylist(), (x or "" for x in t["title"].to_pylist())))

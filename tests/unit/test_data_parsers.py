@@ -107,3 +107,28 @@ def test_history_sample_matches_its_json(shared_data):
         got = [str(d.item_ids[i - 1]) for i in by_user[obj["user_id"]]]
         assert got == [h["parent_asin"] for h in entries]
     assert np.all(d.lengths() == 5)
+
+
+def test_review_jsonl_fast_and_slow_paths_agree(tmp_path, monkeypatch):
+    from ssmrec_lib.data import amazon2023
+
+    recs = [{"user_id": f"U{k % 7}", "parent_asin": f"P{k % 5}", "timestamp": 1000 + k % 4, "images": [{"a": 1}]}
+            for k in range(60)] + [{"user_id": "U9", "asin": "A1", "timestamp": 5}]  # no parent_asin: asin
+    p = tmp_path / "Video_Games.jsonl.gz"
+    p.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in recs).encode()))
+    fast = amazon2023.read_reviews_json(p)
+    monkeypatch.setattr(amazon2023, "_read_reviews_arrow", lambda *a, **k: None)
+    slow = amazon2023.read_reviews_json(p)
+    for r in (fast, slow):
+        assert len(r) == 61
+    assert list(fast.user_vocab[fast.user]) == list(slow.user_vocab[slow.user]) == [r["user_id"] for r in recs]
+    assert list(fast.item_vocab[fast.item]) == list(slow.item_vocab[slow.item])
+    assert fast.item_vocab[fast.item][-1] == "A1"
+    assert np.array_equal(fast.time, slow.time)
+    # meta JSONL: fast and slow agree too
+    m = tmp_path / "meta.jsonl"
+    m.write_text("\n".join(json.dumps({"parent_asin": f"P{k}", "title": f"T{k}", "details": {"x": [1]}})
+                           for k in range(5)) + "\n")
+    titles = amazon2023.read_meta_titles(m)
+    monkeypatch.setattr(amazon2023, "_read_meta_arrow", lambda *a, **k: None)
+    assert titles == amazon2023.read_meta_titles(m) == {f"P{k}": f"T{k}" for k in range(5)}
