@@ -9,7 +9,8 @@ Files accepted in the dataset folder (`ml-1m/`):
   each user's interactions numbered 1.. in time order (no timestamps). Already a 5-core fixed point.
 - `movies.dat`: `MovieID::Title::Genres` in ISO-8859-1. Titles are HTML-unescaped (`html.unescape`): the file's
   one entity, `Et Dieu&#8230;Cr\xe9a la Femme`, becomes "Et Dieu…Créa la Femme". Genres stay "A|B|C".
-With `source="auto"`, ratings.dat wins over the sequence file when a folder holds both.
+With `source="auto"`, ratings.dat wins over the sequence file when a folder holds both; a folder holding only
+`ml-1m.zip` (downloaded by hand) has it verified and extracted into the cache.
 When no folder holds either, the official zip is downloaded (md5 published by GroupLens) into the cache.
 """
 
@@ -40,7 +41,7 @@ MEMBER_SHA256 = {
 }
 RATINGS = "ratings.dat"
 SEQUENCES = "ml-1m_5core_sequences_time_ordered.tsv*"
-PATTERNS = {"ratings": [RATINGS], "sequences": [SEQUENCES], "auto": [RATINGS, SEQUENCES]}
+PATTERNS = {"ratings": [RATINGS, "ml-1m.zip"], "sequences": [SEQUENCES], "auto": [RATINGS, SEQUENCES, "ml-1m.zip"]}
 
 
 def locate(data_dir=None, *, source: str = "auto", download: bool = True, downloader=None) -> list[Path]:
@@ -54,17 +55,26 @@ def locate(data_dir=None, *, source: str = "auto", download: bool = True, downlo
         raise sources.missing_files_error("ml-1m", FOLDER, PATTERNS[source], data_dir, URL,
                                           extra="Unzip ml-1m.zip there (ratings.dat + movies.dat).")
     folder, files = found
+    if files[0].name == "ml-1m.zip":  # a zip someone downloaded by hand: verify, extract into the cache
+        folder, files = _download(data_dir, downloader, local_zip=files[0])
     movies = folder / "movies.dat"
     return [files[0]] + ([movies] if movies.is_file() else [])
 
 
-def _download(data_dir, downloader) -> tuple[Path, list[Path]]:
+def _download(data_dir, downloader, local_zip: Path | None = None) -> tuple[Path, list[Path]]:
     dest = sources.cache_root() / "raw" / FOLDER
-    try:
-        zip_path = sources.fetch(ZIP, dest, downloader=downloader, dataset="ml-1m")
-    except DataError as e:
-        raise sources.missing_files_error("ml-1m", FOLDER, [RATINGS, SEQUENCES], data_dir, URL, extra=str(e)) from e
-    sources.extract_zip(zip_path, {f"ml-1m/{m}": m for m in (RATINGS, "movies.dat", "users.dat", "README")},
+    if local_zip is not None:
+        if not sources.hash_matches(local_zip, ZIP.known_hash):
+            raise DataError(f"{local_zip}: checksum mismatch (expected {ZIP.known_hash}); a partial or altered "
+                            f"download? Fetch it again from {URL}.")
+        zip_path = local_zip
+    else:
+        try:
+            zip_path = sources.fetch(ZIP, dest, downloader=downloader, dataset="ml-1m")
+        except DataError as e:
+            raise sources.missing_files_error("ml-1m", FOLDER, [RATINGS, SEQUENCES], data_dir, URL,
+                                              extra=str(e)) from e
+    sources.extract_zip(zip_path, {f"ml-1m/{m}": m for m in ("movies.dat", "users.dat", "README", RATINGS)},
                         dest, expected_sha256=MEMBER_SHA256)
     return dest, [dest / RATINGS]
 

@@ -189,23 +189,29 @@ def fetch(remote: RemoteFile, dest_dir: Path, *, retries: int = 2, downloader: D
 
 def extract_zip(zip_path: Path, members: dict[str, str], dest_dir: Path,
                 expected_sha256: dict[str, str] | None = None) -> None:
-    """Extract `members` (name inside the zip -> file name in dest_dir) atomically; check known sha256s."""
+    """Extract `members` (name inside the zip -> file name in dest_dir), all or nothing.
+
+    Everything is extracted into a temporary folder and checked against `expected_sha256` first; only then are
+    the files renamed into `dest_dir`, in the order given (put the file that marks completeness last).
+    """
     import zipfile
 
     expected_sha256 = expected_sha256 or {}
     dest_dir.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path) as zf:
-        for inner, out_name in members.items():
-            out = dest_dir / out_name
-            fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{out_name}.", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as f, zf.open(inner) as src:
-                    shutil.copyfileobj(src, f)
-                want = expected_sha256.get(out_name)
-                if want and sha256_file(tmp_name) != want:
-                    raise DataError(f"{zip_path}: member {inner} has an unexpected sha256 (corrupt archive?)")
-                os.replace(tmp_name, out)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp_name)
-
+    tmp_dir = Path(tempfile.mkdtemp(dir=dest_dir, prefix=".extract-"))
+    try:
+        try:
+            with zipfile.ZipFile(zip_path) as zf:
+                for inner, out_name in members.items():
+                    with open(tmp_dir / out_name, "wb") as f, zf.open(inner) as src:
+                        shutil.copyfileobj(src, f)
+        except (zipfile.BadZipFile, KeyError) as e:
+            raise DataError(f"{zip_path}: not the expected archive ({e}); delete it and download it again") from e
+        for out_name, want in expected_sha256.items():
+            if out_name in members.values() and sha256_file(tmp_dir / out_name) != want:
+                raise DataError(f"{zip_path}: {out_name} inside has an unexpected sha256 (corrupt or altered "
+                                f"archive); nothing was extracted")
+        for out_name in members.values():
+            os.replace(tmp_dir / out_name, dest_dir / out_name)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

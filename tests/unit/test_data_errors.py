@@ -190,3 +190,34 @@ def test_empty_source(tmp_path):
     p.write_bytes(gzip.compress(b"user_id,item_id,timestamp\n"))
     with pytest.raises(DataError, match="no interactions"):
         load_dataset("csv", path=p, kcore=0)
+
+
+def test_ml1m_zip_in_data_dir_verified(tmp_path, monkeypatch):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ml-1m/ratings.dat", "1::1::5::10\n1::2::5::11\n")
+        for m in ("movies.dat", "users.dat", "README"):
+            zf.writestr(f"ml-1m/{m}", "1::A (1990)::Drama\n" if m == "movies.dat" else "x\n")
+    d = tmp_path / "data" / "ml-1m"
+    d.mkdir(parents=True)
+    (d / "ml-1m.zip").write_bytes(buf.getvalue())
+    monkeypatch.setattr(ml1m, "MEMBER_SHA256", {})
+    with pytest.raises(DataError, match="checksum mismatch"):  # not the official md5: never parsed
+        load_dataset("ml-1m", tmp_path / "data", kcore=0)
+    monkeypatch.setattr(ml1m, "ZIP", _remote_for(d / "ml-1m.zip", alg="md5"))
+    assert load_dataset("ml-1m", tmp_path / "data", kcore=0).n_interactions == 2
+
+
+def test_zip_with_altered_member_extracts_nothing(tmp_path, monkeypatch):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for m in ("ratings.dat", "movies.dat", "users.dat", "README"):
+            zf.writestr(f"ml-1m/{m}", "1::1::5::10\n")  # movies.dat is not the official file
+    zpath = tmp_path / "served" / "ml-1m.zip"
+    zpath.parent.mkdir()
+    zpath.write_bytes(buf.getvalue())
+    monkeypatch.setattr(ml1m, "ZIP", _remote_for(zpath, alg="md5"))
+    with pytest.raises(DataError, match="unexpected sha256"):
+        load_dataset("ml-1m", tmp_path / "empty", kcore=0)
+    raw_dir = tmp_path / "cache" / "raw" / "ml-1m"
+    assert sorted(p.name for p in raw_dir.iterdir()) == ["ml-1m.zip"]  # no ratings.dat half-state
