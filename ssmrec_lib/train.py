@@ -137,8 +137,6 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.hooks = list(hooks or [])
         self.dataset_protocol = dataset_protocol or {}
-        if cfg.num_threads > 0:
-            torch.set_num_threads(cfg.num_threads)
         self.device = resolve_device(cfg.device)
         self.model.to(self.device)
         self.objective_name = resolve_objective(cfg.objective, model) if model.trainable else "none (counted)"
@@ -219,7 +217,19 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train to early stopping (or `epochs`), then score test once with the best weights. Returns results."""
+        """Train to early stopping (or `epochs`), then score test once with the best weights. Returns results.
+
+        `num_threads` > 0 sets torch's CPU threads for the duration of the call (restored afterwards).
+        """
+        threads = torch.get_num_threads()
+        if self.cfg.num_threads > 0:
+            torch.set_num_threads(self.cfg.num_threads)
+        try:
+            return self._fit()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self) -> dict[str, Any]:
         cfg, model = self.cfg, self.model
         if not model.trainable:
             model.fit(self.split.train)
