@@ -12,7 +12,8 @@ Rows (op, impl) for each sequence length L, at batch B, d_inner E, d_state N (SS
 
 Columns: ms_fwd (no grad), ms_fwd_bwd (forward + backward of the output's sum), medians over
 --repeats; peak_mem_mb (CUDA: torch.cuda.max_memory_allocated above the start; CPU: peak resident set size
-above the start, sampled every millisecond by a thread, since tracemalloc does not see torch's allocator);
+above the start, sampled every millisecond by a thread after glibc's malloc_trim, since tracemalloc does not
+see torch's allocator; a lower bound: a peak shorter than a millisecond can be missed);
 speedup_* = reference ms / this row's ms (> 1: faster than the reference). A cell whose predicted time or
 memory exceeds --budget-s / --mem-budget-gb is skipped and says so in `note`: nothing is extrapolated.
 """
@@ -61,6 +62,16 @@ class _PeakRSS:
         self.peak = max(self.peak, self._rss() - self.base)
 
 
+def _malloc_trim() -> None:
+    """glibc keeps freed memory resident for re-use; malloc_trim(0) returns it to the OS (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _sync(device: torch.device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -84,6 +95,7 @@ def _peak_mem_mb(fn: Callable[[], None], device: torch.device) -> float:
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     if not os.path.exists("/proc/self/statm"):
         return float("nan")
+    _malloc_trim()  # hand freed heap pages back first, or a re-used cached block would not show as growth
     with _PeakRSS() as p:
         fn()
     return p.peak / 2**20

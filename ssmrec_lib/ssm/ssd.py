@@ -152,7 +152,7 @@ def ssd_chunked(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=No
     b, l, h, p = X.shape
     g, n = B.shape[2], B.shape[3]
     r = h // g  # heads per group
-    Q = int(chunk_size)
+    Q = max(1, min(int(chunk_size), l))  # a sequence shorter than one chunk is one chunk, unpadded
     cd = _compute_dtype(X)
     dt = prepare_dt(dt, dt_bias, dt_softplus)
     pad = (-l) % Q
@@ -170,15 +170,19 @@ def ssd_chunked(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=No
     dA = (dt * A.to(cd)).view(b, c, Q, g, r).permute(0, 3, 4, 1, 2)  # (b, g, r, c, Q)
     dA_cs = torch.cumsum(dA, dim=-1)  # (b, g, r, c, Q): log-decay from the chunk start
 
-    # 1. intra-chunk outputs (diagonal blocks): y = (L o C B^T) (dt x) inside each chunk
-    Lmask = torch.exp(segsum(dA))  # (b, g, r, c, Q_t, Q_s)
+    # 1. intra-chunk outputs (diagonal blocks): y = (L o C B^T) (dt x) inside each chunk.
+    #    Inside a chunk L[t, s] = exp(cs_t - cs_s) from the chunk-local cumsum (at most Q terms, as the fused
+    #    kernel does): cheaper than `segsum`, and the masked entries are set to -inf before exp, so never overflow.
+    causal = torch.tril(torch.ones(Q, Q, dtype=torch.bool, device=X.device))
+    Lmask = torch.exp((dA_cs.unsqueeze(-1) - dA_cs.unsqueeze(-2)).masked_fill(~causal, float("-inf")))  # (b,g,r,c,Q,Q)
     CB = torch.einsum("bctgn,bcsgn->bgcts", Cc, Bc)  # (b, g, c, Q_t, Q_s)
     W = Lmask * CB.unsqueeze(2)  # (b, g, r, c, Q_t, Q_s)
     y_diag = torch.einsum("bgrcts,bcsgrp->bctgrp", W, Xdt)
 
     # 2. chunk states: the state each chunk leaves behind, starting from zero
     decay_to_end = torch.exp(dA_cs[..., -1:] - dA_cs)  # (b, g, r, c, Q)
-    states = torch.einsum("bcsgn,bgrcs,bcsgrp->bcgrpn", Bc, decay_to_end, Xdt)  # (b, c, g, r, p, n)
+    Xw = Xdt * decay_to_end.permute(0, 3, 4, 1, 2).unsqueeze(-1)  # (b, c, Q, g, r, p)
+    states = torch.einsum("bcsgn,bcsgrp->bcgrpn", Bc, Xw)  # (b, c, g, r, p, n)
 
     # 3. inter-chunk state passing: a (c+1)-step recurrence over chunk boundaries
     if initial_states is None:
@@ -191,8 +195,8 @@ def ssd_chunked(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=No
     prev_states, final = states[:, :-1], states[:, -1]  # state entering each chunk; after the last
 
     # 4. state -> output: the contribution of everything before the chunk
-    decay_in = torch.exp(dA_cs)  # (b, g, r, c, Q)
-    y_off = torch.einsum("bctgn,bcgrpn,bgrct->bctgrp", Cc, prev_states, decay_in)
+    decay_in = torch.exp(dA_cs).permute(0, 3, 4, 1, 2).unsqueeze(-1)  # (b, c, Q, g, r, 1)
+    y_off = torch.einsum("bctgn,bcgrpn->bctgrp", Cc, prev_states) * decay_in  # (b, c, Q, g, r, p)
 
     y = (y_diag + y_off).reshape(b, c * Q, h, p)[:, :l]
     y = _finish(y, X, D, z).to(X.dtype)
