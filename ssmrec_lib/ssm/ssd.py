@@ -145,17 +145,19 @@ def ssd_chunked(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=No
     X (b, l, h, p), dt (b, l, h), A (h,), B, C (b, l, g, n), D (h,) | (h, p), z (b, l, h, p),
     initial_states (b, h, p, n). Returns y (b, l, h, p) [, final states (b, h, p, n)].
 
-    The last chunk is padded with dt = 0 and X = 0: a padded step neither decays the state (exp(0) = 1) nor adds
-    to it, so the final state is the state after the last real step.
+    The chunk length is balanced (ceil(l / ceil(l / chunk_size)) <= chunk_size: the result does not depend on
+    it, only the cost does), and the last chunk is padded with dt = 0 and X = 0: a padded step neither decays
+    the state (exp(0) = 1) nor adds to it, so the final state is the state after the last real step.
     """
     _check(X, dt, A, B, C)
     b, l, h, p = X.shape
     g, n = B.shape[2], B.shape[3]
     r = h // g  # heads per group
-    Q = max(1, min(int(chunk_size), l))  # a sequence shorter than one chunk is one chunk, unpadded
+    c = max(1, -(-l // max(1, int(chunk_size))))  # number of chunks
+    Q = max(1, -(-l // c))  # balanced chunk length <= chunk_size: l = 200, chunk 64 -> 4 chunks of 50, no padding
     cd = _compute_dtype(X)
     dt = prepare_dt(dt, dt_bias, dt_softplus)
-    pad = (-l) % Q
+    pad = c * Q - l
     Xdt = X.to(cd) * dt.unsqueeze(-1)  # (b, l, h, p): dt_s x_s, the input of the SSM
     Bc, Cc = B.to(cd), C.to(cd)
     if pad:
@@ -163,7 +165,6 @@ def ssd_chunked(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=No
         dt = F.pad(dt, (0, 0, 0, pad))
         Bc = F.pad(Bc, (0, 0, 0, 0, 0, pad))
         Cc = F.pad(Cc, (0, 0, 0, 0, 0, pad))
-    c = (l + pad) // Q
     Xdt = Xdt.view(b, c, Q, g, r, p)  # (b, c, Q, g, r, p)
     Bc = Bc.view(b, c, Q, g, n)
     Cc = Cc.view(b, c, Q, g, n)
