@@ -152,6 +152,12 @@ def test_cpp_bfloat16_in_bfloat16_out():
     torch.testing.assert_close(y, y_ref, rtol=2e-2, atol=2e-2)
 
 
+def test_loading_the_extension_keeps_denormals():
+    """-ffast-math must stay out of the link step: crtfastmath.o would flush denormals for the whole process."""
+    _need_ext()
+    assert (torch.tensor([1e-40]) * 1.0).item() != 0.0
+
+
 def test_dispatch_uses_cpp_on_cpu(monkeypatch):
     _need_ext()
     called = []

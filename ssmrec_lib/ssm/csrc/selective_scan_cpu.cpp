@@ -7,7 +7,9 @@
 //   h_t  = Ab_t * h_{t-1} + dt_t * B_t * u_t     Euler for B, as Mamba does
 //   out_t = C_t . h_t + Dskip * u_t;   y_t = out_t * silu(z_t)
 //
-// Forward: one (batch, channel) pair per task, state h[N] in registers/L1; parallel over Bsz * D.
+// Forward: one (batch, channel) pair per task, state h[N] in L1; parallel over Bsz * D. Per channel the
+// element-wise parts (softplus, gate) are separate passes over t so that they vectorise; the recurrence is
+// vectorised over the state index n.
 // Backward: recomputes the states of one channel into a thread-local (L+1) x N buffer (nothing but the inputs is
 // saved by the forward), then runs the adjoint recurrence backwards in time:
 //   g_t = dout_t * C_t + Ab_{t+1} * g_{t+1}   (g = dLoss/dh_t, starting from dLoss/dh_L = d_last_state)
@@ -23,49 +25,96 @@
 
 namespace {
 
-template <typename T>
-inline T softplus(T x) { return x > T(20) ? x : std::log1p(std::exp(x)); }
+// ---- per-channel passes over time (contiguous in t, vectorised by the compiler) ----
 
+// dt[t] = softplus(delta[t] + bias) = max(x, 0) + log(1 + exp(-|x|))   (no overflow, no branch)
 template <typename T>
-inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+inline void dt_pass(T* __restrict dt, const T* __restrict delta, T bias, bool use_softplus, int64_t L) {
+  if (use_softplus) {
+    for (int64_t t = 0; t < L; ++t) {
+      const T x = delta[t] + bias;
+      dt[t] = std::max(x, T(0)) + std::log(T(1) + std::exp(-std::abs(x)));
+    }
+  } else {
+    for (int64_t t = 0; t < L; ++t) dt[t] = delta[t] + bias;
+  }
+}
+
+// ---- per-step kernels over the state index n (vectorised over n) ----
+
+// One forward step of one channel: h <- exp(dt A) * hprev + dtu * B; returns C . h.  Stores Ab when a != null.
+template <typename T>
+inline T step_fwd(T* __restrict h, T* __restrict a, const T* __restrict hprev, const T* __restrict A,
+                  const T* __restrict B, const T* __restrict C, T dt, T dtu, int64_t N) {
+  T acc = 0;
+  if (a) {
+    for (int64_t n = 0; n < N; ++n) {
+      const T an = std::exp(dt * A[n]);
+      a[n] = an;
+      h[n] = an * hprev[n] + dtu * B[n];
+      acc += C[n] * h[n];
+    }
+  } else {
+    for (int64_t n = 0; n < N; ++n) {
+      h[n] = std::exp(dt * A[n]) * hprev[n] + dtu * B[n];
+      acc += C[n] * h[n];
+    }
+  }
+  return acc;
+}
+
+// One adjoint step: g holds Ab_{t+1} g_{t+1} on entry; on return it holds Ab_t g_t (for step t-1).
+template <typename T>
+inline void step_bwd(T* __restrict g, T* __restrict dA, T* __restrict dB, T* __restrict dC, const T* __restrict A,
+                     const T* __restrict B, const T* __restrict C, const T* __restrict a, const T* __restrict h,
+                     const T* __restrict hprev, T dout, T dt, T ut, T& du_out, T& ddt_out, int64_t N) {
+  const T dtu = dt * ut;
+  T du_acc = 0, ddt_acc = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const T gn = g[n] + dout * C[n];  // g_t = dLoss/dh_t
+    dC[n] += dout * h[n];
+    dB[n] += gn * dtu;
+    du_acc += gn * B[n];
+    const T ah = a[n] * hprev[n];
+    ddt_acc += gn * (B[n] * ut + A[n] * ah);
+    dA[n] += gn * dt * ah;
+    g[n] = gn * a[n];
+  }
+  du_out = du_acc;
+  ddt_out = ddt_acc;
+}
 
 template <typename T>
 void fwd_kernel(const T* __restrict u, const T* __restrict delta, const T* __restrict A, const T* __restrict Bt,
                 const T* __restrict Ct, const T* Dskip, const T* z, const T* dbias, bool use_softplus,
                 T* __restrict y, T* __restrict last, int64_t Bsz, int64_t Dm, int64_t L, int64_t N) {
   at::parallel_for(0, Bsz * Dm, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> h(N);
+    std::vector<T> h0(N), h1(N), dts(L);  // ping-pong state buffers: h_{t-1} and h_t never alias
     for (int64_t bd = begin; bd < end; ++bd) {
       const int64_t b = bd / Dm, d = bd % Dm;
       const T* ub = u + bd * L;
-      const T* db = delta + bd * L;
       const T* Ad = A + d * N;
       const T* Bb = Bt + b * L * N;
       const T* Cb = Ct + b * L * N;
-      T* yb = y + bd * L;
-      T* hp = h.data();
-      std::fill(h.begin(), h.end(), T(0));
-      const T bias = dbias ? dbias[d] : T(0);
+      T* __restrict yb = y + bd * L;
+      T* hprev = h0.data();
+      T* hcur = h1.data();
+      std::fill(h0.begin(), h0.end(), T(0));
       const T Dd = Dskip ? Dskip[d] : T(0);
+      // 1. dt for all t
+      dt_pass<T>(dts.data(), delta + bd * L, dbias ? dbias[d] : T(0), use_softplus, L);
+      // 2. the recurrence: out_t = C_t . h_t + D u_t
       for (int64_t t = 0; t < L; ++t) {
-        T dt = db[t] + bias;
-        if (use_softplus) dt = softplus(dt);
-        const T dtu = dt * ub[t];
-        const T* Bn = Bb + t * N;
-        const T* Cn = Cb + t * N;
-        T acc = 0;
-        for (int64_t n = 0; n < N; ++n) {
-          hp[n] = std::exp(dt * Ad[n]) * hp[n] + dtu * Bn[n];
-          acc += Cn[n] * hp[n];
-        }
-        T out = acc + Dd * ub[t];
-        if (z) {
-          const T zz = z[bd * L + t];
-          out *= zz * sigmoid(zz);
-        }
-        yb[t] = out;
+        yb[t] = step_fwd<T>(hcur, nullptr, hprev, Ad, Bb + t * N, Cb + t * N, dts[t], dts[t] * ub[t], N) +
+                Dd * ub[t];
+        std::swap(hcur, hprev);  // hprev now holds h_t
       }
-      for (int64_t n = 0; n < N; ++n) last[bd * N + n] = hp[n];
+      for (int64_t n = 0; n < N; ++n) last[bd * N + n] = hprev[n];
+      // 3. gate: y_t = out_t * silu(z_t)
+      if (z) {
+        const T* __restrict zb = z + bd * L;
+        for (int64_t t = 0; t < L; ++t) yb[t] = yb[t] * zb[t] / (T(1) + std::exp(-zb[t]));
+      }
     }
   });
 }
@@ -77,7 +126,13 @@ void bwd_kernel(const T* __restrict dy, const T* dlast, const T* __restrict u, c
                 T* __restrict dBt, T* __restrict dCt, T* dD_part, T* dz, T* dbias_part, int64_t Bsz, int64_t Dm,
                 int64_t L, int64_t N) {
   at::parallel_for(0, Bsz, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> H((L + 1) * N), Ab(L * N), dts(L), g(N), dA_loc(N);
+    std::vector<T> H((L + 1) * N), Ab(L * N), dts(L), outs(L), douts(L), g(N), dA_loc(N);
+    T* __restrict Hp = H.data();
+    T* __restrict Abp = Ab.data();
+    T* __restrict gp = g.data();
+    T* __restrict dAl = dA_loc.data();
+    T* __restrict outp = outs.data();
+    T* __restrict doutp = douts.data();
     for (int64_t b = begin; b < end; ++b) {
       const T* Bb = Bt + b * L * N;
       const T* Cb = Ct + b * L * N;
@@ -85,74 +140,51 @@ void bwd_kernel(const T* __restrict dy, const T* dlast, const T* __restrict u, c
       T* dCb = dCt + b * L * N;
       for (int64_t d = 0; d < Dm; ++d) {
         const int64_t bd = b * Dm + d;
-        const T* ub = u + bd * L;
+        const T* __restrict ub = u + bd * L;
+        const T* __restrict dyb = dy + bd * L;
         const T* Ad = A + d * N;
         const T bias = dbias ? dbias[d] : T(0);
         const T Dd = Dskip ? Dskip[d] : T(0);
-        // 1. recompute dt, Ab and the states h_0..h_L (H row 0 is h_0 = 0)
-        T* Hp = H.data();
-        T* Abp = Ab.data();
+        // 1. recompute dt, Ab, the states h_0..h_L (H row 0 is h_0 = 0) and out_t = C_t . h_t + D u_t
+        dt_pass<T>(dts.data(), delta + bd * L, bias, use_softplus, L);
         for (int64_t n = 0; n < N; ++n) Hp[n] = 0;
-        for (int64_t t = 0; t < L; ++t) {
-          T dt = delta[bd * L + t] + bias;
-          if (use_softplus) dt = softplus(dt);
-          dts[t] = dt;
-          const T dtu = dt * ub[t];
-          const T* Bn = Bb + t * N;
-          const T* hprev = Hp + t * N;
-          T* hcur = Hp + (t + 1) * N;
-          T* at = Abp + t * N;
-          for (int64_t n = 0; n < N; ++n) {
-            at[n] = std::exp(dt * Ad[n]);
-            hcur[n] = at[n] * hprev[n] + dtu * Bn[n];
+        for (int64_t t = 0; t < L; ++t)
+          outp[t] = step_fwd<T>(Hp + (t + 1) * N, Abp + t * N, Hp + t * N, Ad, Bb + t * N, Cb + t * N, dts[t],
+                                dts[t] * ub[t], N) + Dd * ub[t];
+        // 2. through the gate: dout = dy * silu(z), dz = dy * out * silu'(z)
+        if (z) {
+          const T* __restrict zb = z + bd * L;
+          T* __restrict dzb = dz + bd * L;
+          for (int64_t t = 0; t < L; ++t) {
+            const T sz = T(1) / (T(1) + std::exp(-zb[t]));
+            dzb[t] = dyb[t] * outp[t] * sz * (T(1) + zb[t] * (T(1) - sz));
+            doutp[t] = dyb[t] * zb[t] * sz;
           }
+        } else {
+          for (int64_t t = 0; t < L; ++t) doutp[t] = dyb[t];
         }
-        // 2. adjoint recurrence backwards in time
-        T* gp = g.data();
-        T* dAl = dA_loc.data();
+        // 3. adjoint recurrence backwards in time; ddelta holds d(loss)/d(dt) for now
         for (int64_t n = 0; n < N; ++n) {
           gp[n] = dlast ? dlast[bd * N + n] : T(0);
           dAl[n] = 0;
         }
-        T dD_acc = 0, dbias_acc = 0;
+        T* __restrict dub = du + bd * L;
+        T* __restrict ddb = ddelta + bd * L;
         for (int64_t t = L - 1; t >= 0; --t) {
-          const T dt = dts[t];
-          const T ut = ub[t];
-          const T* Bn = Bb + t * N;
-          const T* Cn = Cb + t * N;
-          const T* hcur = Hp + (t + 1) * N;
-          const T* hprev = Hp + t * N;
-          const T* at = Abp + t * N;
-          T dout = dy[bd * L + t];
-          if (z) {
-            T acc = 0;
-            for (int64_t n = 0; n < N; ++n) acc += Cn[n] * hcur[n];
-            const T out = acc + Dd * ut;
-            const T zz = z[bd * L + t];
-            const T sz = sigmoid(zz);
-            dz[bd * L + t] = dout * out * sz * (T(1) + zz * (T(1) - sz));
-            dout *= zz * sz;
-          }
-          dD_acc += dout * ut;
-          const T dtu = dt * ut;
-          T du_acc = 0, ddt_acc = 0;
-          T* dBn = dBb + t * N;
-          T* dCn = dCb + t * N;
-          for (int64_t n = 0; n < N; ++n) {
-            const T gn = gp[n] + dout * Cn[n];  // dLoss/dh_t
-            dCn[n] += dout * hcur[n];
-            dBn[n] += gn * dtu;
-            du_acc += gn * Bn[n];
-            const T ah = at[n] * hprev[n];
-            ddt_acc += gn * (Bn[n] * ut + Ad[n] * ah);
-            dAl[n] += gn * dt * ah;
-            gp[n] = gn * at[n];  // propagate to h_{t-1}
-          }
-          du[bd * L + t] = du_acc * dt + dout * Dd;
-          T ddl = ddt_acc;
-          if (use_softplus) ddl *= sigmoid(delta[bd * L + t] + bias);
-          ddelta[bd * L + t] = ddl;
-          dbias_acc += ddl;
+          T du_acc, ddt_acc;
+          step_bwd<T>(gp, dAl, dBb + t * N, dCb + t * N, Ad, Bb + t * N, Cb + t * N, Abp + t * N,
+                      Hp + (t + 1) * N, Hp + t * N, doutp[t], dts[t], ub[t], du_acc, ddt_acc, N);
+          dub[t] = du_acc * dts[t] + doutp[t] * Dd;
+          ddb[t] = ddt_acc;
+        }
+        // 4. through the softplus (d softplus(x)/dx = sigmoid(x)); reductions for D and delta_bias
+        const T* __restrict deltab = delta + bd * L;
+        if (use_softplus)
+          for (int64_t t = 0; t < L; ++t) ddb[t] = ddb[t] / (T(1) + std::exp(-(deltab[t] + bias)));
+        T dD_acc = 0, dbias_acc = 0;
+        for (int64_t t = 0; t < L; ++t) {
+          dD_acc += doutp[t] * ub[t];
+          dbias_acc += ddb[t];
         }
         for (int64_t n = 0; n < N; ++n) dA_part[bd * N + n] = dAl[n];
         if (dD_part) dD_part[bd] = dD_acc;
