@@ -72,6 +72,10 @@ class Objective:
     def epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
         return rng.permutation(self.users)
 
+    def lengths(self, ids: np.ndarray) -> np.ndarray:
+        """History length each sample will have in its batch (for length bucketing)."""
+        return np.minimum(np.fromiter((len(self.train[u]) for u in ids), np.int64, len(ids)), self.max_len)
+
     def batch(self, ids: np.ndarray) -> Batch:  # pragma: no cover
         raise NotImplementedError
 
@@ -114,6 +118,9 @@ class LastItemCE(Objective):
         grp_start = np.searchsorted(self.pair_user[order], self.pair_user[order], side="left")
         keep = order[(np.arange(n) - grp_start) < self.k]
         return rng.permutation(keep)
+
+    def lengths(self, ids: np.ndarray) -> np.ndarray:
+        return np.minimum(self.pair_t[ids], self.max_len)
 
     def batch(self, ids: np.ndarray) -> Batch:
         hist = [self.train[u][max(0, t - self.max_len): t] for u, t in zip(self.pair_user[ids], self.pair_t[ids])]
