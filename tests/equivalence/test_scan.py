@@ -110,11 +110,25 @@ def _need_ext():
 def test_cpp_matches_reference_values_and_all_grads(use_D, use_z, use_bias, softplus):
     _need_ext()
     inp = make_inputs(Bsz=3, Dm=24, L=50, N=16, dtype=torch.float32, seed=1, grad=True)
+    _compare_cpp_to_ref(inp, use_D, use_z, use_bias, softplus)
+
+
+@pytest.mark.parametrize("Bsz", [1, 2, 8])
+def test_cpp_batch_sizes_and_channel_chunking(Bsz):
+    """Small batches split channels into chunks in the backward (separate dB/dC slices, summed at the end)."""
+    _need_ext()
+    inp = make_inputs(Bsz=Bsz, Dm=13, L=20, N=5, dtype=torch.float32, seed=2, grad=True)
+    _compare_cpp_to_ref(inp, True, True, True, True)
+
+
+def _compare_cpp_to_ref(inp, use_D, use_z, use_bias, softplus):
+    Bsz, Dm, L = inp["u"].shape
+    N = inp["A"].shape[1]
     leaves = [inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"]] + [
         inp[k] for k, use in (("D", use_D), ("z", use_z), ("delta_bias", use_bias)) if use]
     g = torch.Generator().manual_seed(7)
-    gy = torch.randn(3, 24, 50, generator=g)
-    gh = torch.randn(3, 24, 16, generator=g)
+    gy = torch.randn(Bsz, Dm, L, generator=g)
+    gh = torch.randn(Bsz, Dm, N, generator=g)
     res = []
     for fn in (selective_scan_ref, cpu_ext.selective_scan_cpu):
         y, h = _call(fn, inp, use_D, use_z, use_bias, softplus)

@@ -15,7 +15,8 @@
 //   g_t = dout_t * C_t + Ab_{t+1} * g_{t+1}   (g = dLoss/dh_t, starting from dLoss/dh_L = d_last_state)
 //   dB_t += g_t dt_t u_t;  dC_t += dout_t h_t;  du_t += g_t . (dt_t B_t) + dout_t Dskip
 //   ddt_t = g_t . (B_t u_t + A Ab_t h_{t-1});  dA += g_t dt_t Ab_t h_{t-1}
-// dB, dC are sums over channels of one batch row, so the backward is parallel over the batch (no races);
+// dB, dC are sums over channels of one batch row, so the backward is parallel over the batch (no races), or
+// over (batch row, channel chunk) with one dB/dC slice per chunk, summed at the end, when the batch is small;
 // dA, dD, d_delta_bias are written per batch row and summed over the batch by the caller.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -124,8 +125,10 @@ void bwd_kernel(const T* __restrict dy, const T* dlast, const T* __restrict u, c
                 const T* __restrict A, const T* __restrict Bt, const T* __restrict Ct, const T* Dskip, const T* z,
                 const T* dbias, bool use_softplus, T* __restrict du, T* __restrict ddelta, T* __restrict dA_part,
                 T* __restrict dBt, T* __restrict dCt, T* dD_part, T* dz, T* dbias_part, int64_t Bsz, int64_t Dm,
-                int64_t L, int64_t N) {
-  at::parallel_for(0, Bsz, 1, [&](int64_t begin, int64_t end) {
+                int64_t L, int64_t N, int64_t nchunk) {
+  // task k = (batch row b, channel chunk c); chunk c accumulates dB, dC into its own slice of dBt / dCt
+  // (shape (nchunk, Bsz, L, N)), so no two tasks write the same memory.
+  at::parallel_for(0, Bsz * nchunk, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> H((L + 1) * N), Ab(L * N), dts(L), outs(L), douts(L), g(N), dA_loc(N);
     T* __restrict Hp = H.data();
     T* __restrict Abp = Ab.data();
@@ -133,12 +136,13 @@ void bwd_kernel(const T* __restrict dy, const T* dlast, const T* __restrict u, c
     T* __restrict dAl = dA_loc.data();
     T* __restrict outp = outs.data();
     T* __restrict doutp = douts.data();
-    for (int64_t b = begin; b < end; ++b) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t b = k / nchunk, c = k % nchunk;
       const T* Bb = Bt + b * L * N;
       const T* Cb = Ct + b * L * N;
-      T* dBb = dBt + b * L * N;
-      T* dCb = dCt + b * L * N;
-      for (int64_t d = 0; d < Dm; ++d) {
+      T* dBb = dBt + k * L * N;  // dBt is (Bsz, nchunk, L, N): slice k = b * nchunk + c
+      T* dCb = dCt + k * L * N;
+      for (int64_t d = c * Dm / nchunk; d < (c + 1) * Dm / nchunk; ++d) {
         const int64_t bd = b * Dm + d;
         const T* __restrict ub = u + bd * L;
         const T* __restrict dyb = dy + bd * L;
@@ -241,8 +245,11 @@ std::vector<torch::Tensor> selective_scan_bwd(torch::Tensor dy, torch::Tensor dl
   auto du = torch::empty_like(u);
   auto ddelta = torch::empty_like(u);
   auto dA_part = torch::empty({Bsz, Dm, N}, u.options());
-  auto dBt = torch::zeros_like(Bt);
-  auto dCt = torch::zeros_like(Ct);
+  // Enough (batch row, channel chunk) tasks for all threads; one chunk when the batch alone suffices.
+  const int64_t nthr = at::get_num_threads();
+  const int64_t nchunk = Bsz >= 2 * nthr ? 1 : std::max<int64_t>(1, std::min<int64_t>(Dm, (2 * nthr + Bsz - 1) / Bsz));
+  auto dBt = torch::zeros({Bsz, nchunk, L, N}, u.options());  // task k = b * nchunk + c owns slice k
+  auto dCt = torch::zeros({Bsz, nchunk, L, N}, u.options());
   auto dD_part = Dskip.numel() ? torch::empty({Bsz, Dm}, u.options()) : torch::empty({0}, u.options());
   auto dz = z.numel() ? torch::empty_like(z) : torch::empty({0}, u.options());
   auto dbias_part = dbias.numel() ? torch::empty({Bsz, Dm}, u.options()) : torch::empty({0}, u.options());
@@ -253,9 +260,10 @@ std::vector<torch::Tensor> selective_scan_bwd(torch::Tensor dy, torch::Tensor dl
                          opt_ptr<scalar_t>(dbias), use_softplus, du.data_ptr<scalar_t>(),
                          ddelta.data_ptr<scalar_t>(), dA_part.data_ptr<scalar_t>(), dBt.data_ptr<scalar_t>(),
                          dCt.data_ptr<scalar_t>(), opt_mut<scalar_t>(dD_part), opt_mut<scalar_t>(dz),
-                         opt_mut<scalar_t>(dbias_part), Bsz, Dm, L, N);
+                         opt_mut<scalar_t>(dbias_part), Bsz, Dm, L, N, nchunk);
   });
-  return {du, ddelta, dA_part, dBt, dCt, dD_part, dz, dbias_part};
+  if (nchunk == 1) return {du, ddelta, dA_part, dBt.squeeze(1), dCt.squeeze(1), dD_part, dz, dbias_part};
+  return {du, ddelta, dA_part, dBt.sum(1), dCt.sum(1), dD_part, dz, dbias_part};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
