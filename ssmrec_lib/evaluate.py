@@ -122,4 +122,5 @@ def protocol_dict(*, split: str, mode: str, mask_history: bool, max_len: int, ti
         "max_len": int(max_len),
         "ties": ties,
         "kcore": dp.get("kcore"),
+        "filter": dp.get("filter"),
     }
