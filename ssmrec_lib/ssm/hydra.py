@@ -25,7 +25,9 @@ directions, D_diag (b, l, h) the diagonal of the mixer.
 Padding (mask True = real; any side): the conv input and output are zeroed at padded positions (a padded
 embedding never reaches a real position through the two-sided conv window, and the SSM input there is 0),
 and dt is 0 there. So nothing from a padded position reaches a real one in either direction.
-Divergence from the public code: it has no mask at all (it was written for unpadded sequences).
+Divergences from the public code: it has no mask (it was written for unpadded sequences); chunk_size defaults
+to 64 here (256 there); its options dt_limit, learnable_init_states, conv_init, seq_idx and the fused
+memory-efficient path are not implemented. Parameters and their names match (44,678 at d=64, N=64, P=64, k=7).
 """
 
 from __future__ import annotations

@@ -98,7 +98,8 @@ class Mamba2(nn.Module):
     def _conv(self, xBC: torch.Tensor) -> torch.Tensor:
         """Causal depthwise conv + SiLU over time. xBC (B, L, conv_dim) -> (B, L, conv_dim)."""
         w = self.conv1d.weight.squeeze(1)  # (conv_dim, K)
-        y = causal_conv1d(xBC.transpose(1, 2), w, self.conv1d.bias, activation="silu", kernel=self.kernel)
+        x = xBC.transpose(1, 2).contiguous()  # (B, conv_dim, L); contiguous: any kernel takes this layout
+        y = causal_conv1d(x, w, self.conv1d.bias, activation="silu", kernel=self.kernel)
         return y.transpose(1, 2)  # (B, L, conv_dim)
 
     def _ssm_inputs(self, x_BC: torch.Tensor, lead: tuple[int, ...]):
