@@ -94,7 +94,7 @@ class Mamba(nn.Module):
         """hidden_states (B, L, d_model), mask (B, L) bool (True = real) -> (B, L, d_model)
         [, MambaInferenceState after the last position if `return_state`]."""
         Bsz, L, _ = hidden_states.shape
-        E, N, R, K = self.d_inner, self.d_state, self.dt_rank, self.d_conv
+        N, R, K = self.d_state, self.dt_rank, self.d_conv
         x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (B, L, E) each
         x, z = x.transpose(1, 2), z.transpose(1, 2)  # (B, E, L)
         m = None if mask is None else mask[:, None, :].to(x.dtype)  # (B, 1, L)
