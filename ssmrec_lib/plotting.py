@@ -11,6 +11,7 @@ import matplotlib
 if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
     matplotlib.use("Agg")  # headless (papermill, CI); Jupyter keeps its inline backend
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -85,6 +86,8 @@ def learning_curves(log: pd.DataFrame, metric: str = "valid_ndcg@10") -> plt.Fig
         ax2.legend()
     ax2.set_xlabel("epoch")
     ax2.set_ylabel(metric.replace("_", " "))
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax2.set_title("Validation (early-stopping metric)")
     return fig
 

@@ -83,20 +83,54 @@ def collect_runs(runs_root: str | Path) -> pd.DataFrame:
 def flatten_run(rec: dict[str, Any]) -> dict[str, Any]:
     """Pick the fields a results table needs out of a run's config.json and metrics.json."""
     cfg, met = rec["config"], rec["metrics"]
-    test = met.get("test", {})
-    row = {"model": cfg.get("model"), "dataset": cfg.get("dataset"), "profile": cfg.get("profile"),
-           "seed": cfg.get("train", {}).get("seed", cfg.get("seed")),
-           **{k: test.get(k) for k in METRIC_COLS},
-           **{f"valid_{k}": met.get("valid", {}).get(k) for k in ("ndcg@10", "hr@10")},
-           "best_epoch": met.get("best_epoch"), "epochs_run": met.get("epochs_run"),
-           "sec_per_epoch": met.get("sec_per_epoch"), "params": met.get("params", cfg.get("params")),
-           "params_wo_emb": met.get("params_wo_emb", cfg.get("params_wo_emb")),
-           "git_sha": cfg.get("environment", {}).get("git_sha"), "device": cfg.get("environment", {}).get("device",
-                                                                                                          cfg.get("train", {}).get("device")),
-           "kernel": cfg.get("kernel_path"), "run_dir": rec["run_dir"]}
-    proto = met.get("protocol") or met.get("test_protocol") or {}
-    row["protocol"] = "; ".join(f"{k}={v}" for k, v in proto.items()) if isinstance(proto, dict) else str(proto)
-    return row
+    test, valid = met.get("test") or {}, met.get("valid") or {}
+    n_params = met.get("n_params") or cfg.get("n_params") or {}
+    env = cfg.get("environment") or {}
+    kernel = cfg.get("kernel_path") or {}
+    proto = (met.get("protocol") or {}).get("test") or {}
+    tc = cfg.get("train_config") or {}
+    return {
+        "model": cfg.get("model"), "dataset": cfg.get("dataset"), "profile": cfg.get("profile"),
+        "seed": cfg.get("seed"), **{k: test.get(k) for k in METRIC_COLS},
+        "valid_ndcg@10": valid.get("ndcg@10"), "valid_hr@10": valid.get("hr@10"),
+        "best_epoch": met.get("best_epoch"), "epochs_run": met.get("epochs_run"),
+        "sec_per_epoch": met.get("seconds_per_epoch"),
+        "params": n_params.get("with_embeddings"), "params_wo_emb": n_params.get("without_embeddings"),
+        "objective": met.get("objective", cfg.get("objective")), "max_len": tc.get("max_len"),
+        "device": tc.get("device"), "kernel": ",".join(f"{k}={v}" for k, v in (kernel.get("resolved") or {}).items()),
+        "git_sha": env.get("git_sha"), "torch": env.get("torch"),
+        "protocol": "; ".join(f"{k}={v}" for k, v in proto.items() if k != "kcore")
+                    + (f"; kcore={proto['kcore'].get('user_k')}/{proto['kcore'].get('item_k')}" if isinstance(
+                        proto.get("kcore"), dict) else ""),
+        "run_dir": rec["run_dir"],
+    }
+
+
+def load_log(run_dir: str | Path) -> pd.DataFrame:
+    """log.jsonl of a run as a DataFrame: epoch, train_loss, lr, seconds and valid_<metric> columns."""
+    rows = []
+    for line in (Path(run_dir) / "log.jsonl").read_text().splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        row = {"epoch": r.get("epoch"), "train_loss": r.get("loss"), "lr": r.get("lr"),
+               "train_seconds": r.get("train_seconds"), "eval_seconds": r.get("eval_seconds")}
+        row.update({f"valid_{k}": v for k, v in (r.get("valid") or {}).items() if k != "n_users"})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metrics_table(result: dict[str, Any]) -> pd.DataFrame:
+    """Valid and test metrics of one run (metrics.json payload) as a (split x metric) table."""
+    return pd.DataFrame({s: {k: v for k, v in (result.get(s) or {}).items() if k in METRIC_COLS}
+                         for s in ("valid", "test")}).T[METRIC_COLS]
+
+
+def protocol_table(result: dict[str, Any]) -> pd.DataFrame:
+    """The evaluation protocol written beside the numbers (one column per split)."""
+    proto = result.get("protocol") or {}
+    return pd.DataFrame({s: {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in p.items()}
+                         for s, p in proto.items()})
 
 
 def summary(df: pd.DataFrame, metrics=("hr@10", "ndcg@10", "mrr@10")) -> pd.DataFrame:

@@ -130,6 +130,7 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
     else:
         from tqdm import tqdm
 
+        kw["leave"] = True  # keep the final state visible in logs and rendered reports
         kw.setdefault("mininterval", 30.0)
         kw.setdefault("ascii", True)
         kw.setdefault("file", sys.stdout)
