@@ -84,3 +84,15 @@ def test_rejects_bad_groups():
     inp = make_inputs(h=3, g=2)
     with pytest.raises(ValueError, match="ngroups"):
         ssd_chunked(**inp)
+
+
+def test_strong_decay_stays_finite():
+    # dt * A down to -1e3 per step: exp of the masked upper triangle must never be computed as exp(+large)
+    inp = make_inputs(l=40, dtype=torch.float32)
+    inp["dt"] = (inp["dt"].abs() * 50).requires_grad_()
+    inp["A"] = inp["A"] * 10
+    y = ssd_chunked(**inp, chunk_size=16)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(inp["dt"].grad).all()
+    ref = ssd_naive(**{k: v.detach().double() for k, v in inp.items()})
+    torch.testing.assert_close(y.double(), ref, rtol=1e-4, atol=1e-4)
