@@ -3,7 +3,8 @@
 #   1. install the wheels in .whl/ (mamba-ssm, causal-conv1d, einops, ...) into /tmp/site, if the folder exists
 #   2. pytest tests/gpu (fused vs reference: selective scan, conv, SSD, gated RMSNorm, Mamba, Mamba2, Hydra)
 #   3. python -m ssmrec_lib bench kernels on CUDA (reference vs fused, forward and forward+backward)
-# Logs go to $OUT when set (the device tool brings that folder back), else outputs/gpu_checks/: 4 files.
+# Logs go to $OUT when set (the device tool brings that folder back), else outputs/gpu_checks/: 7 files.
+#   4. python -m ssmrec_lib bench latency on CUDA (models: batch-1 / 256 latency, memory vs length)
 # Usage, from the repository root:  bash tests/gpu/run_gpu_checks.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -70,13 +71,18 @@ EOF
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 echo "== pytest tests/gpu"
-timeout 140 "$PY" -m pytest tests/gpu -q -rs -p no:cacheprovider 2>&1 | tee "$LOG_DIR/pytest_gpu.log"
+timeout "${PYTEST_S:-120}" "$PY" -m pytest tests/gpu -q -rs -p no:cacheprovider 2>&1 | tee "$LOG_DIR/pytest_gpu.log"
 rc_test=${PIPESTATUS[0]}
 
 echo "== bench kernels (cuda)"
-timeout 100 "$PY" -m ssmrec_lib bench kernels --device cuda --repeats 10 --budget-s 20 --mem-budget-gb 40 \
+timeout "${BENCH_S:-80}" "$PY" -m ssmrec_lib bench kernels --device cuda --repeats 10 --budget-s 20 --mem-budget-gb 40 \
   --out "$LOG_DIR/bench_kernels_cuda.csv" 2>&1 | tee "$LOG_DIR/bench_kernels_cuda.log"
 rc_bench=${PIPESTATUS[0]}
 
-echo "== done: pytest rc=$rc_test, bench rc=$rc_bench, $(($(date +%s) - start)) s" | tee -a "$SETUP"
-[ "$rc_test" -eq 0 ] && [ "$rc_bench" -eq 0 ]
+echo "== bench latency (models, cuda)"
+timeout "${LATENCY_S:-70}" "$PY" -m ssmrec_lib bench latency --device cuda --lengths 50,200,1000,4000 --batch 1,256 \
+  --repeats 10 --out "$LOG_DIR/bench_latency_cuda.csv" 2>&1 | tee "$LOG_DIR/bench_latency_cuda.log"
+rc_lat=${PIPESTATUS[0]}
+
+echo "== done: pytest rc=$rc_test, bench rc=$rc_bench, latency rc=$rc_lat, $(($(date +%s) - start)) s" | tee -a "$SETUP"
+[ "$rc_test" -eq 0 ] && [ "$rc_bench" -eq 0 ] && [ "$rc_lat" -eq 0 ]
