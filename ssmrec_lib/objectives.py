@@ -32,9 +32,16 @@ OBJECTIVES = ("next_item", "last_item", "cloze")
 
 
 def resolve_objective(name: str, model) -> str:
-    """'auto' -> the model's natural objective; refuse next_item for bidirectional models (target leak)."""
+    """'auto' -> the model's natural objective; refuse combinations that leak or cannot work.
+
+    A bidirectional model reading the last history position (readout='last') is trained on prefixes only
+    (last_item); cloze would train a read-out it never uses.
+    """
+    last_readout = model.bidirectional and model.readout_mode == "last"
     if name == "auto":
-        return "cloze" if model.bidirectional else "next_item"
+        return "last_item" if last_readout else ("cloze" if model.bidirectional else "next_item")
+    if name == "cloze" and last_readout:
+        raise ConfigError(f"{model.name} with readout=last must be trained with objective=last_item (prefixes)")
     if name not in OBJECTIVES:
         raise ConfigError(f"unknown objective {name!r}; valid: {['auto', *OBJECTIVES]}")
     if name == "next_item" and model.bidirectional:

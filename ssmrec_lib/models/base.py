@@ -14,7 +14,10 @@ A model owns only its maths:
 Class attributes:
     bidirectional  False: causal (output at t sees items <= t; trained with next-item CE at every real position).
                    True: sees both sides (trained with the cloze / masked-item objective; read out by appending
-                   [MASK] after the history and reading that position, as BERT4Rec does).
+                   [MASK] after the history and reading that position, as BERT4Rec does). A bidirectional model
+                   whose config has readout="last" reads the last history position instead; it must then be
+                   trained on prefixes only (objective last_item, the RecBole protocol), where no input lies
+                   after the position read.
     trainable      False for models fitted by counting (Pop).
 Padding: which positions are real is decided by `lengths` alone; ids at padded positions are zeroed before the
 embedding, so their contents can never matter (tests/unit/test_leakage.py).
@@ -58,6 +61,13 @@ class SequentialModel(nn.Module):
             raise AttributeError(f"{self.name} is causal and has no [MASK] token")
         return self.n_items + 1
 
+    @property
+    def readout_mode(self) -> str:
+        """'last' (causal models; bidirectional ones with config.readout='last') or 'mask'."""
+        if not self.bidirectional:
+            return "last"
+        return getattr(self.config, "readout", "mask")
+
     def embed_items(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (item embeddings (B, L, D) with padding rows exactly 0, real mask (B, L) bool)."""
         mask = real_mask(item_seq.shape[1], lengths)
@@ -84,7 +94,7 @@ class SequentialModel(nn.Module):
         Causal: the last position. Bidirectional: append [MASK] (dropping the oldest item if the width would
         exceed max_len) and read the [MASK] position, so the model never sees what it predicts.
         """
-        if self.bidirectional:
+        if self.readout_mode == "mask":
             item_seq, lengths = append_mask(item_seq, lengths, self.mask_token, self.max_len)
         return self.forward(item_seq, lengths)[:, -1]
 

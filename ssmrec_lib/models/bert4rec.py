@@ -9,6 +9,7 @@ the last one (objectives.cloze), so the model practises exactly that read-out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from .registry import register_model
 from .sasrec import TransformerRec
@@ -21,6 +22,7 @@ class BERT4RecConfig:
     n_heads: int = 2
     d_ff: int = 256  # 4 d
     dropout: float = 0.2
+    readout: Literal["mask", "last"] = "mask"  # mask: append [MASK], cloze; last: last item, prefixes
     attn_dropout: float = 0.2
     norm_first: bool = False  # post-LN as in BERT / BERT4Rec
 

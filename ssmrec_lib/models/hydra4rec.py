@@ -5,6 +5,9 @@ two-sided conv), so reading position t would see items after t. Training is ther
 (objectives.py) and the next-item read-out appends a [MASK] token after the history and reads that last
 position, as BERT4Rec does (base.SequentialModel.readout): the paper's "last-position read-out", made leak-free.
 With left padding the [MASK] sits at L-1, so nothing real lies after it; padding is masked inside the block.
+readout="last" is the other leak-free reading of "last-position read-out" (likely the paper's, which ran on
+Mamba4Rec's RecBole code): read h at the last history item and train on prefixes only (objective last_item,
+chosen automatically), so no input ever lies after the position read.
 Defaults follow Hydra's public code: N = 64, P = 64 (2 heads at d = 64), d_conv = 7 (FACTS.md: 44,678 params).
 """
 
@@ -31,6 +34,7 @@ class Hydra4RecConfig:
     chunk_size: int = 64
     d_ff: int = 256  # 4 d
     dropout: float = 0.2
+    readout: Literal["mask", "last"] = "mask"  # mask: append [MASK], cloze; last: last item, prefixes
     init: Literal["mamba4rec", "block"] = "mamba4rec"
     kernel: Literal["auto", "ref", "fused"] = "auto"
 

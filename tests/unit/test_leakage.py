@@ -129,3 +129,16 @@ def test_mask_readout_ignores_padding_and_sees_the_history(name):
     other = seq.clone()
     other[:, -1] = (other[:, -1] % N_ITEMS) + 1  # the last history item matters
     assert not torch.allclose(m.readout(other, lens), r)
+
+
+@pytest.mark.parametrize("name", BIDIRECTIONAL)
+def test_last_position_readout_is_trained_on_prefixes_only(name):
+    """readout='last' (the paper's RecBole-style read-out): auto -> last_item; cloze and next_item refused."""
+    model(name)  # skips if the block is missing
+    m = build_model(name, N_ITEMS, MAX_LEN, {**SMALL[name], "readout": "last"}).eval()
+    assert resolve_objective("auto", m) == "last_item"
+    for bad in ("cloze", "next_item"):
+        with pytest.raises(ConfigError):
+            resolve_objective(bad, m)
+    seq, lens = batch()
+    torch.testing.assert_close(m.readout(seq, lens), m(seq, lens)[:, -1])  # no [MASK] appended
