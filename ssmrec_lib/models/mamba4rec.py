@@ -50,6 +50,12 @@ class SSMLayer(nn.Module):
         h = self.drop(self.block(x, real))  # (B, L, d)
         return self.ffn(self.norm(h + x if self.residual else h))
 
+    def step(self, x_t: torch.Tensor, state):
+        """One position: x_t (B, d) -> (out (B, d), new block state)."""
+        y, state = self.block.step(x_t, state)
+        h = self.drop(y)
+        return self.ffn(self.norm(h + x_t if self.residual else h)), state
+
 
 class SSMRec(SequentialModel):
     """Embedding LN/Dropout, n_layers SSMLayer, read-out via the base class. Subclasses define make_block."""
@@ -98,6 +104,22 @@ class SSMRec(SequentialModel):
         for layer in self.layers:
             x = layer(x, real)
         return x
+
+    # --- streaming (causal blocks with a recurrent step: Mamba, Mamba2) ---------------------------------------------
+    def allocate_inference_state(self, batch: int) -> list:
+        """Zero recurrent state, one entry per layer (see the block's allocate_inference_state)."""
+        if self.bidirectional or not hasattr(self.layers[0].block, "step"):
+            raise NotImplementedError(f"{self.name} has no recurrent step (bidirectional block)")
+        return [layer.block.allocate_inference_state(batch) for layer in self.layers]
+
+    def step(self, item_t: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        """item_t (B,) -> (h_t (B, d), new state): what `forward` gives at that position (eval mode), O(1) in L."""
+        x = self.emb_norm(self.emb_drop(self.item_emb(item_t)))  # (B, d)
+        new = []
+        for layer, s in zip(self.layers, state):
+            x, s = layer.step(x, s)
+            new.append(s)
+        return x, new
 
 
 @dataclass(frozen=True)

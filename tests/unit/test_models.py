@@ -110,9 +110,11 @@ def test_mamba2rec_small_hidden_size_works():
     assert torch.isfinite(m(seq, lens)).all()
 
 
-def test_lrurec_step_matches_forward():
+@pytest.mark.parametrize("name", ["lrurec", "mamba4rec", "mamba2rec"])
+def test_streaming_step_matches_forward(name):
+    needs_block(name)
     torch.manual_seed(0)
-    m = build_model("lrurec", N_ITEMS, MAX_LEN, SMALL["lrurec"]).eval()
+    m = build_model(name, N_ITEMS, MAX_LEN, SMALL[name]).eval()
     seq, lens = batch(n=4)
     seq, lens = seq[:, -8:], torch.full((4,), 8)  # full rows (streaming starts at the first item)
     full = m(seq, lens)
