@@ -17,6 +17,7 @@ SETUP="$LOG_DIR/setup.log"
 
 {
   echo "== machine"
+  echo "git $(git rev-parse HEAD 2>/dev/null || echo unknown)"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi failed"
   "$PY" -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.version.cuda, torch.cuda.is_available())"
   "$PY" -c "import triton; print('triton', triton.__version__)" || echo "triton missing"
