@@ -43,7 +43,10 @@ def test_cli_stats_and_prepare(shared_data, capsys):
     assert "amazon2023-beauty" in capsys.readouterr().out
 
 
-def test_cli_user_errors_exit_2(tmp_path, capsys):
+def test_cli_user_errors_exit_2(tmp_path, capsys, monkeypatch):
+    # `make test` exports SSMREC_DATA_DIR (the lookup's second place); this test needs the files absent everywhere
+    monkeypatch.delenv("SSMREC_DATA_DIR", raising=False)
+    monkeypatch.setenv("SSMREC_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["data", "stats", "--dataset", "nope"]) == 2
     assert "known datasets" in capsys.readouterr().err
     assert main(["data", "stats", "--dataset", "ml-1m", "--data-dir", str(tmp_path), "--no-download"]) == 2
