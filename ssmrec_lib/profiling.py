@@ -176,6 +176,21 @@ def format_table(df: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def save(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write the benchmark CSV and, beside it, a JSON of where it was measured (git SHA, torch, threads, device)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, df.to_csv(index=False))
+    atomic_write_text(path.with_suffix(".json"), pd.Series(environment_info()).to_json(indent=2))
+    return path
+
+
+def parameter_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: parameters with and without embeddings, kernel path (from a latency DataFrame)."""
+    return (df.groupby("model", sort=False)[["params", "params_wo_emb", "kernel", "device", "threads"]].first()
+            .reset_index())
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=["sasrec", "mamba4rec", "mamba2rec", "hydra4rec", "lrurec",
                                                          "gru4rec"])
@@ -193,9 +208,5 @@ def run(args: argparse.Namespace) -> int:
     df = bench_latency(args.models, lengths, batches, device=args.device, repeats=args.repeats,
                        budget_s=args.budget_s)
     print(format_table(df))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, df.to_csv(index=False))
-    atomic_write_text(out.with_suffix(".json"), pd.Series(environment_info()).to_json(indent=2))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {save(df, args.out)}")
     return 0
