@@ -75,6 +75,12 @@ def activity_over_time(timestamps_by_dataset: dict[str, np.ndarray], freq: str =
 def learning_curves(log: pd.DataFrame, metric: str = "valid_ndcg@10") -> plt.Figure:
     """Training loss and a validation metric per epoch (log.jsonl as a DataFrame)."""
     fig, (ax1, ax2) = _fig(2, width=5)
+    if log.empty:  # a model fitted by counting (Pop) has no epochs
+        for ax in (ax1, ax2):
+            ax.text(0.5, 0.5, "no training epochs\n(model fitted by counting)", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+        return fig
     ax1.plot(log["epoch"], log["train_loss"], marker="o")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("training loss (cross-entropy, nats)")

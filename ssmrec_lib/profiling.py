@@ -77,23 +77,14 @@ def _sync(device: torch.device) -> None:
 
 
 def kernel_path(model: torch.nn.Module, device: torch.device) -> str:
-    """Which SSM path the model's blocks take on `device` ("fused" / "ref"; "n/a" for models without SSM blocks)."""
+    """Which path the model's SSM blocks take on `device` ("fused", "cpu-ext", "ref"; "n/a" without SSM blocks)."""
     from .ssm import kernels
 
     kinds = {type(m).__name__ for m in model.modules()}
     op = ("selective_scan" if "Mamba" in kinds else "ssd" if kinds & {"Mamba2", "Hydra"} else None)
     if op is None:
         return "n/a"
-    choice = getattr(getattr(model, "config", None), "kernel", "auto")
-    try:
-        path = kernels.resolve(choice, op, device)
-    except kernels.KernelUnavailable:
-        return "unavailable"
-    if path == "ref" and op == "selective_scan" and device.type == "cpu":
-        from .ssm import cpu_ext
-
-        return "cpu-ext" if cpu_ext.available() else "ref"
-    return path
+    return kernels.path_name(getattr(getattr(model, "config", None), "kernel", "auto"), op, device)
 
 
 def measure(model: torch.nn.Module, length: int, batch: int, n_items: int, device: torch.device,

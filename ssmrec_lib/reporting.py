@@ -109,7 +109,8 @@ def flatten_run(rec: dict[str, Any]) -> dict[str, Any]:
 def load_log(run_dir: str | Path) -> pd.DataFrame:
     """log.jsonl of a run as a DataFrame: epoch, train_loss, lr, seconds and valid_<metric> columns."""
     rows = []
-    for line in (Path(run_dir) / "log.jsonl").read_text().splitlines():
+    path = Path(run_dir) / "log.jsonl"
+    for line in (path.read_text().splitlines() if path.exists() else []):
         if not line.strip():
             continue
         r = json.loads(line)

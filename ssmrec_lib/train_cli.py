@@ -92,7 +92,7 @@ def _kernel_info(model_cfg, device) -> dict[str, Any]:
     if kernel is None:
         return {"kernel": None}
     ops = ("selective_scan", "ssd", "causal_conv1d", "rms_norm_gated")
-    return {"kernel": kernel, "resolved": {op: kernels.resolve(kernel, op, device) for op in ops},
+    return {"kernel": kernel, "resolved": {op: kernels.path_name(kernel, op, device) for op in ops},
             "available": kernels.describe()}
 
 

@@ -1,6 +1,6 @@
 """A seeded synthetic dataset with Zipf popularity and learnable sequential structure.
 
-Each item i has `n_successors` preferred next items (drawn by popularity). A user's next item is, with
+Each item i has `n_successors` preferred next items (drawn uniformly). A user's next item is, with
 probability `p_transition`, one of the previous item's successors, else a fresh draw from the Zipf popularity.
 A popularity recommender can only exploit the marginal; a sequence model can learn the transitions, so it
 measurably beats popularity: that is what smoke runs and tests check.
@@ -33,7 +33,8 @@ def make_synthetic(
     perm = rng.permutation(n_items)  # item id (perm[k] + 1) has popularity rank k
     p_item = np.empty(n_items)
     p_item[perm] = pop
-    successors = np.stack([rng.choice(n_items, size=n_successors, replace=False, p=p_item) for _ in range(n_items)]) + 1
+    # successors are drawn uniformly, not by popularity: the transitions carry information the marginal does not
+    successors = np.stack([rng.choice(n_items, size=n_successors, replace=False) for _ in range(n_items)]) + 1
     seqs = []
     for _ in range(n_users):
         length = int(rng.integers(min_len, max_len + 1))

@@ -119,6 +119,21 @@ def resolve(kernel: KernelChoice, op: str, device: Any = None) -> Literal["ref",
     return choice
 
 
+def path_name(kernel: KernelChoice, op: str, device: Any = None) -> str:
+    """The path `op` actually takes, for provenance: "fused", "cpu-ext" (the C++ selective scan on CPU), "ref",
+    or "unavailable" (kernel="fused" where it cannot run)."""
+    try:
+        choice = resolve(kernel, op, device)
+    except KernelUnavailable:
+        return "unavailable"
+    on_cpu = device is None or getattr(device, "type", str(device)) == "cpu"
+    if choice == "ref" and op == "selective_scan" and on_cpu:
+        from . import cpu_ext
+
+        return "cpu-ext" if cpu_ext.available() else "ref"
+    return choice
+
+
 def describe() -> dict[str, Any]:
     """What is available, for result provenance ("kernel path")."""
     k = fused_kernels()

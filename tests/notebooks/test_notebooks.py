@@ -1,0 +1,83 @@
+"""The notebooks as committed (thin, parameterised, no outputs) and the smoke workbook end to end."""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ssmrec_lib.workbook import NOTEBOOKS, PROFILES, plan, run_workbook
+
+NB_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
+EXPECTED = ["01_data_exploration", "02_ssm_theory", "03_train", "04_latency_profiling", "05_results"]
+
+
+def test_the_five_numbered_notebooks_exist():
+    assert [p.stem for p in NB_FILES] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NB_FILES, ids=lambda p: p.stem)
+def test_notebook_is_thin_parameterised_and_without_outputs(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"].get("tags", []), "cell 1 must be tagged 'parameters'"
+    for c in code:
+        assert not c.get("outputs") and not c.get("execution_count"), "committed with outputs"
+        tree = ast.parse("".join(c["source"]))
+        defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
+        assert not defs, f"notebooks define no functions or classes: {[d.name for d in defs]}"
+    params = ast.parse("".join(code[0]["source"]))
+    assert all(isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant) for n in params.body), \
+        "the parameters cell holds flat values only"
+
+
+def test_every_planned_parameter_is_declared_in_its_notebook(tmp_path):
+    import papermill as pm
+
+    for profile in PROFILES:
+        for step in plan(profile, None, None, tmp_path, None, False):
+            declared = set(pm.inspect_notebook(str(NOTEBOOKS / step.notebook)))
+            assert set(step.parameters) <= declared, (step.notebook, set(step.parameters) - declared)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("workbook")
+    steps = run_workbook("smoke", out_root=out)
+    return out / "smoke", steps
+
+
+def test_smoke_workbook_runs_every_notebook(smoke_run):
+    root, steps = smoke_run
+    assert steps and all(s.status == "ok" for s in steps), [(s.output, s.status, s.error) for s in steps]
+    index = (root / "index.html").read_text()
+    for s in steps:
+        assert (root / f"{s.output}.html").exists()
+        assert f'href="{s.output}.html"' in index
+
+
+def test_smoke_reports_hold_tables_and_figures_and_no_tracebacks(smoke_run):
+    root, steps = smoke_run
+    for s in steps:
+        html = (root / f"{s.output}.html").read_text()
+        assert "Traceback (most recent call last)" not in html and 'class="ansi-red-fg"' not in html, s.output
+        assert "<table" in html, f"{s.output}: no table"
+        if not s.output.startswith("05"):
+            assert "data:image/png;base64" in html, f"{s.output}: no figure"
+        # progress bars stay a few lines, not one output per refresh
+        assert len(re.findall(r"\d+/\d+ \[", html)) < 40, f"{s.output}: progress-bar spam"
+
+
+def test_smoke_results_files_come_from_runs(smoke_run):
+    root, _ = smoke_run
+    import pandas as pd
+
+    res = pd.read_csv(root / "results.csv")
+    assert set(res["model"]) == set(PROFILES["smoke"].models)
+    assert res["git_sha"].notna().all() and res["ndcg@10"].between(0, 1).all()
+    md = (root / "results.md").read_text()
+    assert "| dataset | model |" in md and "git" in md
+    # a sequence model beats popularity on the synthetic data's learnable transitions
+    by_model = res.set_index("model")["ndcg@10"]
+    assert max(by_model[m] for m in ("sasrec", "mamba4rec", "mamba2rec", "hydra4rec")) > by_model["pop"]
