@@ -1,4 +1,4 @@
-"""`python -m ssmrec_lib bench kernels|latency`: benchmarks that print figures (never timed tests)."""
+"""`python -m ssmrec_lib bench kernels|latency|streaming`: benchmarks that print figures (never timed tests)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import importlib
 
 SUBCOMMANDS = {
     "kernels": ("ssmrec_lib.ssm.bench", "SSM ops: reference vs fast paths, forward and forward+backward"),
-    "latency": ("ssmrec_lib.profiling", "models: latency, throughput, memory vs sequence length; streaming"),
+    "latency": ("ssmrec_lib.profiling", "models: latency, throughput, memory vs sequence length"),
+    "streaming": ("ssmrec_lib.stream_bench", "one new event with a per-user state vs re-encoding the history"),
 }
 
 

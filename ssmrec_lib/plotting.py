@@ -207,3 +207,19 @@ def cost_curves(df: pd.DataFrame) -> plt.Figure:
     ax.set_title("Token-mixing cost vs sequence length")
     ax.legend()
     return fig
+
+
+def streaming_vs_reencode(df: pd.DataFrame) -> plt.Figure:
+    """Per model: ms for one new event with a stored state (solid) vs re-encoding the history (dashed), log-log."""
+    fig, (ax,) = _fig(width=7.5)
+    for i, (model, g) in enumerate(df.groupby("model", sort=False)):
+        g = g.sort_values("length")
+        ax.plot(g["length"], g["update_ms"], marker="o", color=f"C{i}", label=f"{model}: update with state")
+        ax.plot(g["length"], g["reencode_ms"], marker="s", ls="--", color=f"C{i}", label=f"{model}: re-encode")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("history length L (log scale)")
+    ax.set_ylabel("ms per new event, batch " + str(int(df["batch"].iloc[0])) + " (log scale)")
+    ax.set_title("Streaming inference: stored state vs re-encoding")
+    ax.legend(fontsize="small", ncol=2)
+    return fig

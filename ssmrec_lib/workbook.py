@@ -40,6 +40,7 @@ class WorkbookProfile:
     seeds: tuple[int, ...] = (0,)
     latency_lengths: str = "50,200,1000"
     latency_batches: str = "1,256"
+    stream_lengths: str = "200,1000,4000"
     description: str = ""
 
 
@@ -49,6 +50,7 @@ PROFILES: dict[str, WorkbookProfile] = {
         models=("pop", *CORE_MODELS),
         latency_lengths="16,64",
         latency_batches="1,8",
+        stream_lengths="16,64",
         description="synthetic data, tiny models: minutes on 2 cores (CI runs it)",
     ),
     "quick": WorkbookProfile(
@@ -103,7 +105,8 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
                 ))
     steps.append(Step("04_latency_profiling.ipynb", "04_latency_profiling",
                       {**common, "models": ",".join(m for m in models if m != "pop"),
-                       "lengths": p.latency_lengths, "batches": p.latency_batches},
+                       "lengths": p.latency_lengths, "batches": p.latency_batches,
+                       "stream_lengths": p.stream_lengths},
                       "Latency, memory and streaming inference"))
     steps.append(Step("05_results.ipynb", "05_results", {**common, "datasets": ",".join(datasets)},
                       "Results: the paper's tables beside ours"))

@@ -58,3 +58,14 @@ class GRU4Rec(SequentialModel):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # (B, L, hidden)
         out = roll_rows(out, (L - start) % L)  # back to left padding
         return self.proj(out) * real.unsqueeze(-1)
+
+    # --- streaming: the GRU's hidden state is the whole summary of the history ------------------------------------
+    def allocate_inference_state(self, batch: int) -> torch.Tensor:
+        """Zero hidden state (n_layers, B, hidden_size)."""
+        c = self.config
+        return torch.zeros(c.n_layers, batch, c.hidden_size, device=self.item_emb.weight.device)
+
+    def step(self, item_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """item_t (B,) -> (h_t (B, d), new state): what `forward` gives at that position (eval mode), O(1) in L."""
+        out, state = self.gru(self.drop(self.item_emb(item_t)).unsqueeze(1), state)  # (B, 1, hidden)
+        return self.proj(out[:, 0]), state

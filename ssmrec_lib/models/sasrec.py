@@ -15,6 +15,7 @@ FACTS.md gives for the paper's SASRec row (RecBole's SASRec, inner_size 256).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -33,6 +34,11 @@ class SASRecConfig:
     dropout: float = 0.2
     attn_dropout: float = 0.2
     norm_first: bool = True  # pre-LN (stable with larger lr); False = post-LN as RecBole / BERT
+    # "right": the most recent item sits at position max_len - 1 (SASRec's fixed-width left padding): every new
+    # event shifts every position, so no key/value cache is possible. "left": positions count from the first item
+    # of the history (needs histories <= max_len); keys and values of old items never change, so streaming
+    # inference can cache them (ssmrec_lib/streaming.py).
+    positions: Literal["right", "left"] = "right"
 
 
 class TransformerRec(SequentialModel):
@@ -56,7 +62,7 @@ class TransformerRec(SequentialModel):
     def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """item_seq (B, L), lengths (B,) -> (B, L, d)."""
         e, real = self.embed_items(item_seq, lengths)  # (B, L, d), (B, L)
-        x = e + self.pos_emb(right_positions(item_seq.shape[1], self.max_len, item_seq.device))
+        x = e + self.pos_emb(self.position_ids(item_seq.shape[1], lengths))
         if not self.config.norm_first:
             x = self.norm(x)
         x = self.drop(x)
@@ -64,6 +70,16 @@ class TransformerRec(SequentialModel):
         for layer in self.layers:
             x = layer(x, allowed)
         return self.norm(x) if self.config.norm_first else x
+
+
+    def position_ids(self, width: int, lengths: torch.Tensor) -> torch.Tensor:
+        """(L,) right-anchored ids, or (B, L) ids counted from each history's first item ("left")."""
+        if getattr(self.config, "positions", "right") == "right":
+            return right_positions(width, self.max_len, lengths.device)
+        if width > self.max_len:
+            raise ValueError(f"sequence width {width} exceeds max_len {self.max_len}")
+        start = (width - lengths.clamp(max=width)).unsqueeze(1)  # (B, 1) first real position
+        return (torch.arange(width, device=lengths.device).unsqueeze(0) - start).clamp(min=0)  # (B, L)
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -1,0 +1,96 @@
+"""`python -m ssmrec_lib bench streaming`: the cost of one new event with a per-user state against re-encoding
+the whole history, at history lengths 200, 1,000 and 4,000 (SASRec: with a key/value cache).
+
+Each model is built at the paper's size (d = 64, ML-1M's 3,416 items), untrained, in eval mode. For each length
+L: the state is built once from an L-item history (`streaming.prefill`), then `repeats` new events are timed one by
+one (`update` + scoring all items), and re-encoding an (L+1)-item history is timed `repeats` times
+(`readout` + scoring). Medians are reported; a re-encode whose single call exceeds `budget_s` stops the longer
+lengths for that model ("over budget").
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import streaming
+from .profiling import ML1M_ITEMS, save
+
+STREAMING_MODELS = ["mamba4rec", "mamba2rec", "lrurec", "gru4rec", "sasrec"]
+
+
+def _median_ms(fn, repeats: int) -> float:
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(ts))
+
+
+@torch.no_grad()
+def bench_streaming(models: list[str], lengths: list[int], n_items: int = ML1M_ITEMS, batch: int = 1,
+                    repeats: int = 20, budget_s: float = 10.0, seed: int = 0, log=print) -> pd.DataFrame:
+    from .models.registry import build_model
+
+    rows = []
+    max_len = max(lengths) + 2 * repeats + 2
+    for name in models:
+        torch.manual_seed(seed)
+        overrides = {"positions": "left"} if name == "sasrec" else None
+        model = build_model(name, n_items=n_items, max_len=max_len, overrides=overrides).eval()
+        over = False
+        for L in sorted(lengths):
+            g = torch.Generator().manual_seed(seed)
+            hist = torch.randint(1, n_items + 1, (batch, L + 2 * repeats + 1), generator=g)
+            t0 = time.perf_counter()
+            _, state = streaming.prefill(model, hist[:, :L])
+            prefill_s = time.perf_counter() - t0
+            nxt = iter(range(L, hist.shape[1]))
+            upd = {"state": state}
+
+            def one_event():
+                h, upd["state"] = streaming.update(model, upd["state"], hist[:, next(nxt)])
+                model.score(h)
+
+            one_event()  # warm-up
+            update_ms = _median_ms(one_event, repeats)
+            row = {"model": name, "length": L, "batch": batch, "update_ms": update_ms,
+                   "state_kb": streaming.state_bytes(upd["state"]) / 1024 / batch, "prefill_s": prefill_s}
+            if over:
+                rows.append({**row, "reencode_ms": np.nan, "status": "re-encode over budget"})
+                continue
+            full = hist[:, : L + 1]
+            t0 = time.perf_counter()
+            model.score(streaming.reencode(model, full))
+            one = time.perf_counter() - t0
+            reencode_ms = _median_ms(lambda: model.score(streaming.reencode(model, full)),
+                                     max(1, min(repeats, int(budget_s * 2 / max(one, 1e-9)))))
+            over = one > budget_s
+            rows.append({**row, "reencode_ms": reencode_ms, "status": "ok"})
+            log(f"{name:10s} L {L:5d}: update {update_ms:8.3f} ms, re-encode {reencode_ms:9.2f} ms "
+                f"(x{reencode_ms / update_ms:6.1f}), state {row['state_kb']:8.1f} KiB/user")
+    df = pd.DataFrame(rows)
+    df["reencode_over_update"] = df["reencode_ms"] / df["update_ms"]
+    return df
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=STREAMING_MODELS)
+    parser.add_argument("--lengths", default="200,1000,4000", help="comma-separated history lengths")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", default="outputs/bench/streaming.csv")
+
+
+def run(args: argparse.Namespace) -> int:
+    df = bench_streaming(args.models, [int(x) for x in args.lengths.split(",") if x], batch=args.batch,
+                         repeats=args.repeats)
+    cols = ["model", "length", "update_ms", "reencode_ms", "reencode_over_update", "state_kb", "prefill_s", "status"]
+    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nwrote {save(df, args.out)}")
+    return 0
