@@ -1,0 +1,117 @@
+"""`run_llm_experiment(model, dataset, ...)`: fine-tune, select on validation, test once, write the run folder.
+
+models: "gpt4rec" (default backbone gpt2-tiny), "mamrec" (GPT4Rec pipeline, default backbone mamba-tiny),
+"llamarec" (LRURec top-20 + LLM verbalizer ranking, default backbone llama-tiny; see llamarec.py).
+Profiles (sizes of the from-scratch backbone and of the fine-tuning / evaluation sets):
+    smoke  seconds, for tests and CI: d=32, 1 layer, a few dozen users
+    quick  minutes on 2 CPU cores: d=64, 2 layers, 3 epochs, 500 evaluation users
+    full   d=128, 4 layers, 10 epochs, every user
+run_id = <model>_<dataset>_<profile>_s<seed>_<hash of overrides> (train_cli.make_run_id); a finished run is reused.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from dataclasses import replace as dc_replace
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, from_dict, to_dict
+from ..errors import UnknownNameError
+from ..utils import seed_everything
+from .gpt4rec import GPT4Rec, GPT4RecConfig
+from .lm_train import finetune
+from .prompts import next_title_examples
+from .runs import (dataset_info, eval_users, evaluate_lists, latency_ms, llm_protocol, lm_param_counts, write_run)
+
+LLM_MODELS = ("gpt4rec", "mamrec", "llamarec")
+_GEN_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": dict(d_model=32, n_layers=1, n_queries=3, max_new_tokens=8, epochs=2, examples_per_user=2,
+                  max_train_users=64, max_eval_users=32, max_items=5),
+    "quick": dict(d_model=64, n_layers=2, epochs=3, examples_per_user=2, max_eval_users=500),
+    "full": dict(d_model=128, n_layers=4, epochs=10, examples_per_user=8, max_eval_users=0),
+}
+_DEFAULT_BACKBONE = {"gpt4rec": "gpt2-tiny", "mamrec": "mamba-tiny", "llamarec": "llama-tiny"}
+
+
+def _gen_config(model: str, profile: str, overrides: dict[str, Any]) -> GPT4RecConfig:
+    if profile not in _GEN_PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(_GEN_PROFILES)}")
+    return from_dict(GPT4RecConfig, {"backbone": _DEFAULT_BACKBONE[model], **_GEN_PROFILES[profile], **overrides})
+
+
+def run_llm_experiment(model: str, dataset: str, profile: str = "quick", seed: int = 0,
+                       overrides: dict[str, Any] | None = None, data_dir: str | None = None,
+                       out: str = "outputs/runs", force: bool = False, data=None) -> dict[str, Any]:
+    """Train + evaluate one LLM recommender; returns the metrics.json payload (see runs.py for the files)."""
+    from ..train_cli import load_data, make_run_id
+
+    if model not in LLM_MODELS:
+        raise UnknownNameError(f"unknown LLM model {model!r}; available: {', '.join(LLM_MODELS)}")
+    overrides = dict(overrides or {})
+    run_id = make_run_id(model, dataset, profile, seed, overrides)
+    run_dir = Path(out) / run_id
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if (run_dir / "metrics.json").exists():
+        import json
+        return json.loads((run_dir / "metrics.json").read_text())
+    data = data if data is not None else load_data(dataset, data_dir)
+    if not data.item_titles:
+        raise ConfigError(f"dataset {dataset!r} has no item titles: the LLM recommenders need item text")
+    seed_everything(seed)
+    if model == "llamarec":
+        from .llamarec_run import run_llamarec
+        return run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir, data_dir)
+    cfg = _gen_config(model, profile, overrides)
+    return _run_generative(model, data, dataset, profile, seed, overrides, cfg, run_id, run_dir)
+
+
+def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4RecConfig, run_id, run_dir):
+    split = data.split()
+    rec = GPT4Rec(cfg, data.item_titles)
+    train = split.train[: cfg.max_train_users] if cfg.max_train_users else split.train
+    pairs = next_title_examples(train, data.item_titles, cfg.examples_per_user, cfg.max_items, cfg.max_title_words,
+                                seed=seed)
+    users = eval_users(len(split.valid_history), cfg.max_eval_users, seed)
+    best = {"ndcg@10": -1.0}
+    log: list[dict] = []
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        t0 = time.perf_counter()
+        v = evaluate_lists(rec.recommend, split.valid_history, split.valid_target, users)
+        log.append({"epoch": epoch, "loss": loss, "eval_seconds": time.perf_counter() - t0, "valid": v})
+        if v["ndcg@10"] > best["ndcg@10"]:
+            best.update(v, epoch=epoch, state=copy.deepcopy(rec.model.state_dict()))
+
+    t_train = time.perf_counter()
+    logs = finetune(rec.model, rec.tokenizer, pairs, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                    max_length=cfg.max_length, seed=seed, max_steps_per_epoch=cfg.max_steps_per_epoch,
+                    on_epoch=on_epoch)
+    train_seconds = time.perf_counter() - t_train
+    for rec_log, lg in zip(log, logs):
+        rec_log.update(train_seconds=lg["train_seconds"], steps=lg["steps"])
+    rec.model.load_state_dict(best.pop("state"))
+    best_epoch = best.pop("epoch")
+    test = evaluate_lists(rec.recommend, split.test_history, split.test_target, users)
+    lat = latency_ms(rec.recommend, [split.test_history[u] for u in users])
+    n_params = lm_param_counts(rec.model)
+    ranking = (f"generated list: {cfg.n_queries} beam-search queries -> BM25 top {cfg.per_query_k} each -> "
+               f"{cfg.merge} merge to {cfg.top_k}; items not in the list = miss")
+    proto = {w: llm_protocol(w, ranking, cfg.max_items, len(users), len(split.valid_history), seed, data.protocol,
+                             cfg.exclude_history) for w in ("valid", "test")}
+    backbone = rec.backbone.info()
+    config = {"run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
+              "overrides": overrides, "model_config": to_dict(cfg), "backbone": backbone,
+              "objective": "causal LM on (history titles -> next title), training split only",
+              "n_params": n_params, "protocol": proto, "dataset_info": dataset_info(data, split),
+              "train_config": {"max_len": cfg.max_items, "device": "cpu", "epochs": cfg.epochs, "lr": cfg.lr,
+                               "batch_size": cfg.batch_size, "n_pairs": len(pairs)}}
+    metrics = {"run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
+               "n_params": n_params, "backbone": backbone, "valid": best, "test": test, "best_epoch": best_epoch,
+               "epochs_run": len(logs), "seconds_per_epoch": train_seconds / max(1, len(logs)),
+               "objective": config["objective"], "protocol": proto, "latency": lat}
+    write_run(run_dir, config, metrics, log)
+    return metrics

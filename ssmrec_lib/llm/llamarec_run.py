@@ -1,0 +1,160 @@
+"""LlamaRec experiment: retriever (a finished LRURec run, or one trained now with the project trainer), then
+(from-scratch backbones only) full LM training on next-title pairs, then LoRA fine-tuning of the verbalizer
+ranking on training-split examples, validation-based epoch selection, one test pass. Files as runs.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import from_dict, to_dict
+from ..errors import UnknownNameError, UserError
+from .backbones import LETTERS, letter_token_ids, load_backbone
+from .llamarec import (add_lora, last_token_logits, lora_targets_for, rank_by_scores, retrieve_candidates,
+                       verbalizer_scores)
+from .lm_train import finetune
+from .prompts import next_title_examples, ranking_prompt
+from .runs import dataset_info, eval_users, latency_ms, llm_protocol, lm_param_counts, write_run
+from .ranking import list_ranks, metrics_from_ranks
+
+
+@dataclass(frozen=True)
+class LlamaRecConfig:
+    backbone: str = "llama-tiny"  # llama-tiny / gpt2-tiny / mamba-tiny (from scratch), a local folder, a hub name
+    d_model: int = 64  # tiny backbones only
+    n_layers: int = 2
+    retriever_run: str = ""  # folder of a finished lrurec run; "" = train one now (retriever_profile)
+    retriever_profile: str = "quick"
+    n_candidates: int = 20  # C (LlamaRec: 20, letters A..T)
+    lora_r: int = 8  # LlamaRec: r = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    pretrain_epochs: int = 2  # full LM epochs on next-title pairs, from-scratch backbones only
+    epochs: int = 3  # LoRA epochs on the ranking task
+    lr: float = 1e-3
+    batch_size: int = 16
+    max_items: int = 10  # history titles in the prompt
+    max_title_words: int = 8
+    max_length: int = 512
+    max_train_users: int = 0  # 0 = all
+    max_eval_users: int = 0  # 0 = all; else a seeded subset
+
+
+_PROFILES = {
+    "smoke": dict(d_model=32, n_layers=1, retriever_profile="smoke", pretrain_epochs=1, epochs=1,
+                  max_train_users=64, max_eval_users=32, max_items=5),
+    "quick": dict(epochs=2, max_train_users=2000, max_eval_users=500),
+    "full": dict(d_model=128, n_layers=4, retriever_profile="full", pretrain_epochs=5, epochs=5),
+}
+
+
+def _retriever(cfg: LlamaRecConfig, data, dataset, seed, data_dir, out: Path):
+    from ..models.registry import build_model
+    from ..train_cli import run_experiment
+
+    run_dir = Path(cfg.retriever_run) if cfg.retriever_run else None
+    if run_dir is None:
+        r = run_experiment("lrurec", dataset, cfg.retriever_profile, seed, data=data, out=str(out))
+        run_dir = out / r["run_id"]
+    conf = json.loads((run_dir / "config.json").read_text())
+    if conf["model"] != "lrurec":
+        raise UserError(f"retriever_run {run_dir} is a {conf['model']} run, not lrurec")
+    max_len = conf["train_config"]["max_len"]
+    net = build_model("lrurec", data.n_items, max_len, conf["model_config"])
+    net.load_state_dict(torch.load(run_dir / "checkpoint_best.pt", map_location="cpu", weights_only=False)["model"])
+    return net.eval(), max_len, str(run_dir)
+
+
+def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path, data_dir) -> dict[str, Any]:
+    if profile not in _PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(_PROFILES)}")
+    cfg = from_dict(LlamaRecConfig, {**_PROFILES[profile], **overrides})
+    split = data.split()
+    titles = data.item_titles
+    C = cfg.n_candidates
+    retr, retr_len, retr_dir = _retriever(cfg, data, dataset, seed, data_dir, run_dir.parent)
+    bb = load_backbone(cfg.backbone, titles[1:], extra_tokens=LETTERS, d_model=cfg.d_model, n_layers=cfg.n_layers)
+    train = split.train[: cfg.max_train_users] if cfg.max_train_users else split.train
+    log: list[dict] = []
+    if not bb.pretrained and cfg.pretrain_epochs:  # stage 0: the tiny LM learns the title language
+        pairs = next_title_examples(train, titles, 2, cfg.max_items, cfg.max_title_words, seed=seed)
+        for lg in finetune(bb.model, bb.tokenizer, pairs, epochs=cfg.pretrain_epochs, lr=cfg.lr,
+                           batch_size=32, max_length=cfg.max_length, seed=seed):
+            log.append({"stage": "full LM on next-title pairs", **lg})
+    letters = letter_token_ids(bb.tokenizer)
+    model = add_lora(bb.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, lora_targets_for(bb.model))
+    # ranking examples: history s[:-1] -> target s[-1] of each training sequence, kept if retrieved
+    tr = [s for s in train if len(s) >= 2]
+    cands = retrieve_candidates(retr, [s[:-1] for s in tr], retr_len, C)
+    pairs = []
+    for s, c in zip(tr, cands):
+        hit = np.flatnonzero(c == s[-1])
+        if len(hit):
+            pairs.append((ranking_prompt(s[:-1], c, titles, cfg.max_items, cfg.max_title_words), f" {LETTERS[hit[0]]}"))
+    users = eval_users(len(split.valid_history), cfg.max_eval_users, seed)
+
+    def rank_lists(histories, batch=16) -> list[list[int]]:
+        cand = retrieve_candidates(retr, histories, retr_len, C)
+        out = []
+        with torch.no_grad():
+            for st in range(0, len(histories), batch):
+                prompts = [ranking_prompt(h, c, titles, cfg.max_items, cfg.max_title_words)
+                           for h, c in zip(histories[st: st + batch], cand[st: st + batch])]
+                s = verbalizer_scores(last_token_logits(model, bb.tokenizer, prompts, cfg.max_length), letters, C)
+                out += rank_by_scores(s.float(), cand[st: st + batch])
+        return out
+
+    def evaluate(which):
+        hs, tg = split.history_and_target(which)
+        return metrics_from_ranks(list_ranks(rank_lists([hs[u] for u in users]), tg[users]))
+
+    best = {"ndcg@10": -1.0}
+
+    def on_epoch(epoch, loss):
+        v = evaluate("valid")
+        log.append({"stage": "LoRA ranking", "epoch": epoch, "loss": loss, "valid": v})
+        if v["ndcg@10"] > best["ndcg@10"]:
+            best.update(v, epoch=epoch, state=copy.deepcopy({k: t for k, t in model.state_dict().items() if "lora_" in k}))
+
+    t0 = time.perf_counter()
+    logs = finetune(model, bb.tokenizer, pairs, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                    max_length=cfg.max_length, seed=seed, on_epoch=on_epoch) if pairs else []
+    train_seconds = time.perf_counter() - t0
+    if "state" in best:
+        model.load_state_dict(best.pop("state"), strict=False)
+    else:  # no training example had its target retrieved: evaluate the untrained ranker once
+        best.update(evaluate("valid"), epoch=0)
+    best_epoch = best.pop("epoch")
+    test = evaluate("test")
+    lat = latency_ms(lambda h: rank_lists([h])[0], [split.test_history[u] for u in users])
+    n_trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    n_params = lm_param_counts(model)
+    backbone = {**bb.info(), "n_params": n_params["with_embeddings"] - n_trainable, "lora_params": n_trainable,
+                "stage0_full_training": bool(not bb.pretrained and cfg.pretrain_epochs)}
+    ranking = (f"LRURec top {C} (history masked) re-ranked by LLM verbalizer over letters A..{LETTERS[C - 1]}; "
+               f"targets the retriever missed = miss")
+    proto = {w: llm_protocol(w, ranking, cfg.max_items, len(users), len(split.valid_history), seed, data.protocol,
+                             True) for w in ("valid", "test")}
+    recall = float(np.mean([split.test_target[u] in c for u, c in
+                            zip(users, retrieve_candidates(retr, [split.test_history[u] for u in users], retr_len, C))]))
+    config = {"run_id": run_id, "model": "llamarec", "dataset": dataset, "profile": profile, "seed": seed,
+              "overrides": overrides, "model_config": to_dict(cfg), "backbone": backbone, "retriever_run": retr_dir,
+              "objective": "LoRA: CE of the target's letter at the answer position (training split, retrieved only)",
+              "n_params": n_params, "protocol": proto, "dataset_info": dataset_info(data, split),
+              "train_config": {"max_len": cfg.max_items, "device": "cpu", "n_rank_pairs": len(pairs),
+                               "n_train_sequences": len(tr)}}
+    metrics = {"run_id": run_id, "model": "llamarec", "dataset": dataset, "profile": profile, "seed": seed,
+               "n_params": n_params, "backbone": backbone, "valid": best, "test": test, "best_epoch": best_epoch,
+               "epochs_run": len(logs), "seconds_per_epoch": train_seconds / max(1, len(logs)),
+               "objective": config["objective"], "protocol": proto, "latency": lat,
+               "retriever_test_recall@20": recall}
+    write_run(run_dir, config, metrics, log)
+    return metrics
