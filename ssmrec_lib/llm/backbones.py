@@ -47,15 +47,18 @@ class Backbone:
 
 def word_tokenizer(corpus: Iterable[str], extra_tokens: Iterable[str] = ()):
     """A word-level tokenizer trained on `corpus` (punctuation split off, case kept), every word of the corpus
-    in the vocabulary, plus SPECIAL and `extra_tokens` (e.g. LETTERS). -> PreTrainedTokenizerFast."""
+    in the vocabulary, plus SPECIAL and the words `extra_tokens` (e.g. LETTERS). -> PreTrainedTokenizerFast.
+
+    `extra_tokens` are ordinary words (added as one more corpus line), not special tokens: an added special
+    token "A" would also match inside "Apollo"."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    trainer = trainers.WordLevelTrainer(special_tokens=SPECIAL + list(extra_tokens), min_frequency=1)
-    tok.train_from_iterator(list(corpus), trainer)
+    trainer = trainers.WordLevelTrainer(special_tokens=SPECIAL, min_frequency=1)
+    tok.train_from_iterator(list(corpus) + [" ".join(extra_tokens)], trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
                                    bos_token="[BOS]", eos_token="[EOS]", sep_token="[SEP]")
 

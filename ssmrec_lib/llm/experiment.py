@@ -74,7 +74,7 @@ def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4Rec
     rec = GPT4Rec(cfg, data.item_titles)
     train = split.train[: cfg.max_train_users] if cfg.max_train_users else split.train
     pairs = next_title_examples(train, data.item_titles, cfg.examples_per_user, cfg.max_items, cfg.max_title_words,
-                                seed=seed)
+                                seed=seed, eos=rec.tokenizer.eos_token or "", **rec.marks())
     users = eval_users(len(split.valid_history), cfg.max_eval_users, seed)
     best = {"ndcg@10": -1.0}
     log: list[dict] = []

@@ -65,8 +65,13 @@ class GPT4Rec:
     def tokenizer(self):
         return self.backbone.tokenizer
 
+    def marks(self) -> dict[str, str]:
+        """Prompt markers from the tokenizer ([BOS]/[SEP] for tiny backbones; a pretrained one's own, or '|')."""
+        tok = self.tokenizer
+        return {"bos": tok.bos_token or "", "sep": getattr(tok, "sep_token", None) or "|"}
+
     def prompt(self, history: Sequence[int]) -> str:
-        return history_prompt(history, self.titles, self.cfg.max_items, self.cfg.max_title_words)
+        return history_prompt(history, self.titles, self.cfg.max_items, self.cfg.max_title_words, **self.marks())
 
     @torch.no_grad()
     def generate_queries(self, history: Sequence[int]) -> list[str]:

@@ -39,7 +39,8 @@ def ranking_prompt(history: Sequence[int], candidates: Sequence[int], titles: Se
 
 
 def next_title_examples(train: Sequence[np.ndarray], titles: Sequence[str], per_user: int = 4, max_items: int = 10,
-                        max_title_words: int = 12, seed: int = 0, eos: str = "[EOS]") -> list[tuple[str, str]]:
+                        max_title_words: int = 12, seed: int = 0, eos: str = "[EOS]", bos: str = "[BOS]",
+                        sep: str = "[SEP]") -> list[tuple[str, str]]:
     """(prompt, target text) pairs from training sequences: for each user, the last position and up to
     `per_user - 1` random earlier positions t >= 1 (history s[:t] -> target s[t]); all ids come from `train`."""
     rng = np.random.default_rng(seed)
@@ -51,6 +52,6 @@ def next_title_examples(train: Sequence[np.ndarray], titles: Sequence[str], per_
         if per_user > 1 and len(s) > 2:
             ts |= set(rng.choice(np.arange(1, len(s) - 1), size=min(per_user - 1, len(s) - 2), replace=False).tolist())
         for t in sorted(ts):
-            out.append((history_prompt(s[:t], titles, max_items, max_title_words),
+            out.append((history_prompt(s[:t], titles, max_items, max_title_words, bos, sep),
                         f" {short_title(titles[int(s[t])], max_title_words)} {eos}"))
     return out

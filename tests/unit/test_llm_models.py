@@ -34,6 +34,12 @@ def test_tiny_backbones_are_labelled_not_pretrained(arch):
     assert info["n_params"] == sum(p.numel() for p in bb.model.parameters()) and "word-level" in info["tokenizer"]
 
 
+def test_word_tokenizer_keeps_words_whole_with_letters():
+    bb = load_backbone("llama-tiny", ["Apollo 13 (1995)", "Babe (1995)"], extra_tokens=LETTERS, d_model=32, n_layers=1)
+    assert bb.tokenizer.tokenize("Apollo 13 Babe A T") == ["Apollo", "13", "Babe", "A", "T"]
+    assert len(set(letter_token_ids(bb.tokenizer))) == 20
+
+
 def test_hub_name_offline_raises_user_error():
     with pytest.raises(UserError, match="gpt2-tiny"):
         load_backbone("gpt2")
