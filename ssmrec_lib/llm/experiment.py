@@ -97,6 +97,10 @@ def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4Rec
     best_epoch = best.pop("epoch")
     test = evaluate_lists(rec.recommend, split.test_history, split.test_target, users)
     lat = latency_ms(rec.recommend, [split.test_history[u] for u in users])
+    titles = data.item_titles
+    examples = [{"history_tail": [titles[int(i)] for i in split.test_history[u][-3:]],
+                 "queries": rec.generate_queries(split.test_history[u]),
+                 "target": titles[int(split.test_target[u])]} for u in users[:3]]
     n_params = lm_param_counts(rec.model)
     ranking = (f"generated list: {cfg.n_queries} beam-search queries -> BM25 top {cfg.per_query_k} each -> "
                f"{cfg.merge} merge to {cfg.top_k}; items not in the list = miss")
@@ -112,6 +116,7 @@ def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4Rec
     metrics = {"run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
                "n_params": n_params, "backbone": backbone, "valid": best, "test": test, "best_epoch": best_epoch,
                "epochs_run": len(logs), "seconds_per_epoch": train_seconds / max(1, len(logs)),
-               "objective": config["objective"], "protocol": proto, "latency": lat}
+               "objective": config["objective"], "protocol": proto, "latency": lat,
+               "example_queries": examples}
     write_run(run_dir, config, metrics, log)
     return metrics

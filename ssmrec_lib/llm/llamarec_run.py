@@ -143,8 +143,10 @@ def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path,
                f"targets the retriever missed = miss")
     proto = {w: llm_protocol(w, ranking, cfg.max_items, len(users), len(split.valid_history), seed, data.protocol,
                              True) for w in ("valid", "test")}
-    recall = float(np.mean([split.test_target[u] in c for u, c in
-                            zip(users, retrieve_candidates(retr, [split.test_history[u] for u in users], retr_len, C))]))
+    # the retriever alone on the same users (LRURec's own order of its C candidates): what the LLM adds
+    retr_lists = retrieve_candidates(retr, [split.test_history[u] for u in users], retr_len, C)
+    retr_test = metrics_from_ranks(list_ranks(retr_lists, split.test_target[users]))
+    recall = 1.0 - retr_test["miss_rate"]
     config = {"run_id": run_id, "model": "llamarec", "dataset": dataset, "profile": profile, "seed": seed,
               "overrides": overrides, "model_config": to_dict(cfg), "backbone": backbone, "retriever_run": retr_dir,
               "objective": "LoRA: CE of the target's letter at the answer position (training split, retrieved only)",
@@ -155,6 +157,6 @@ def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path,
                "n_params": n_params, "backbone": backbone, "valid": best, "test": test, "best_epoch": best_epoch,
                "epochs_run": len(logs), "seconds_per_epoch": train_seconds / max(1, len(logs)),
                "objective": config["objective"], "protocol": proto, "latency": lat,
-               "retriever_test_recall@20": recall}
+               "retriever_test_recall@20": recall, "retriever_test": retr_test}
     write_run(run_dir, config, metrics, log)
     return metrics
