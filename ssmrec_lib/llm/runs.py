@@ -37,17 +37,30 @@ def evaluate_lists(recommend: Callable[[np.ndarray], list[int]], histories: Sequ
     return metrics_from_ranks(list_ranks(lists, targets[users]))
 
 
-def latency_ms(recommend: Callable[[np.ndarray], Any], histories: Sequence[np.ndarray], n: int = 20) -> dict:
-    """Median / mean wall ms per user of one recommendation at batch 1 (after one warm-up call)."""
+def latency_ms(recommend: Callable[[np.ndarray], Any], histories: Sequence[np.ndarray], n: int = 20,
+               threads: int = 1) -> dict:
+    """Median / mean wall ms per user of one recommendation at batch 1 (after one warm-up call).
+
+    Measured with `threads` torch CPU threads (default 1): at batch 1 a tiny model's ops are microseconds, and on
+    a busy 2-core machine 2 threads made the same call 30-300x slower (thread hand-off), which measures the
+    machine, not the model. The thread count is recorded.
+    """
+    import torch
+
     hs = list(histories[:n])
-    recommend(hs[0])
-    times = []
-    for h in hs:
-        t0 = time.perf_counter()
-        recommend(h)
-        times.append(1000.0 * (time.perf_counter() - t0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        recommend(hs[0])
+        times = []
+        for h in hs:
+            t0 = time.perf_counter()
+            recommend(h)
+            times.append(1000.0 * (time.perf_counter() - t0))
+    finally:
+        torch.set_num_threads(before)
     return {"median_ms_per_user": float(np.median(times)), "mean_ms_per_user": float(np.mean(times)),
-            "n_users": len(times), "batch": 1, "device": "cpu"}
+            "n_users": len(times), "batch": 1, "device": "cpu", "threads": threads}
 
 
 def lm_param_counts(model) -> dict[str, int]:
