@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("ssmrec_lib.data.cli", "dataset statistics (the paper's Table 4) and cache preparation"),
     "bench": ("ssmrec_lib.bench", "benchmarks: `bench kernels` (SSM ops), `bench latency` (models)"),
     "train": ("ssmrec_lib.train_cli", "train and evaluate one model on one dataset"),
+    "llm": ("ssmrec_lib.llm_cli", "LLM recommenders: GPT4Rec, MamRec, LlamaRec (backbone labelled)"),
     "workbook": ("ssmrec_lib.workbook", "run the notebooks through papermill and render HTML reports"),
 }
 

@@ -102,8 +102,19 @@ def flatten_run(rec: dict[str, Any]) -> dict[str, Any]:
         "protocol": "; ".join(f"{k}={v}" for k, v in proto.items() if k != "kcore")
                     + (f"; kcore={proto['kcore'].get('user_k')}/{proto['kcore'].get('item_k')}" if isinstance(
                         proto.get("kcore"), dict) else ""),
+        "backbone": _backbone_label(cfg.get("backbone")),
+        "latency_ms_run": (met.get("latency") or {}).get("median_ms_per_user"),
         "run_dir": rec["run_dir"],
     }
+
+
+def _backbone_label(b: dict | None) -> str | None:
+    """'gpt2-tiny (399,744 params, NOT pretrained)' for LLM runs, so no one mistakes it for GPT-2 or Llama-2-7B."""
+    if not b:
+        return None
+    n = b.get("n_params")
+    size = f"{n:,} params, " if isinstance(n, int) else ""
+    return f"{b.get('name')} ({size}{'pretrained' if b.get('pretrained') else 'NOT pretrained'})"
 
 
 def load_log(run_dir: str | Path) -> pd.DataFrame:
