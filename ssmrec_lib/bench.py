@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 SUBCOMMANDS = {
     "kernels": ("ssmrec_lib.ssm.bench", "SSM ops: reference vs fast paths, forward and forward+backward"),
@@ -13,18 +12,10 @@ SUBCOMMANDS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="bench", required=True, metavar="WHAT")
-    for name, (modname, help_) in SUBCOMMANDS.items():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name != modname:
-                raise
-            continue
-        p = sub.add_parser(name, help=help_, description=help_)
-        mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+    from .cli import add_module_commands
+
+    add_module_commands(parser.add_subparsers(dest="bench", required=True, metavar="WHAT"), SUBCOMMANDS)
 
 
 def run(args: argparse.Namespace) -> int:  # replaced by the sub-command's run via set_defaults
-    raise SystemExit("choose a benchmark: kernels or latency")
+    raise SystemExit("choose a benchmark: kernels, latency or streaming")

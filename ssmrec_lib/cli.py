@@ -20,20 +20,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ssmrec_lib", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (modname, help_) in COMMANDS.items():
+def add_module_commands(sub, commands: dict[str, tuple[str, str]]) -> None:
+    """Add one sub-parser per (module, help) in `commands`; each module gives add_arguments(parser) and run(args).
+
+    A module that does not exist (a command not built yet) is skipped; any other import error is raised.
+    """
+    for name, (modname, help_) in commands.items():
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as e:
             if e.name != modname:
                 raise
-            continue  # command not built yet
+            continue
         p = sub.add_parser(name, help=help_, description=help_)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ssmrec_lib", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_module_commands(sub, COMMANDS)
     return parser
 
 
