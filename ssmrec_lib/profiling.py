@@ -12,8 +12,6 @@ A (model, batch) stops growing L once one call exceeds `budget_s` (recorded as "
 from __future__ import annotations
 
 import argparse
-import os
-import threading
 import time
 from pathlib import Path
 
@@ -21,54 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .memory import PeakRSS, pin_malloc_thresholds
 from .utils import atomic_write_text, environment_info
 
 ML1M_ITEMS = 3416
-
-
-def _pin_malloc_thresholds(threshold: int = 64 * 1024) -> None:
-    """Make RSS track live memory: glibc otherwise raises its mmap threshold after large frees (up to 32 MB) and
-    keeps freed blocks resident, so later peaks would read as zero. Fixing M_MMAP_THRESHOLD (and the trim
-    threshold) returns every block of 64 KiB or more to the OS when freed. No-op where glibc is absent."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, threshold)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakRSS:
-    """Context manager: peak resident memory (bytes) above the level at entry, sampled every `interval` s."""
-
-    def __init__(self, interval: float = 0.001) -> None:
-        self.interval = interval
-        self.peak = 0
-
-    def __enter__(self) -> "PeakRSS":
-        self.base = _rss_bytes()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes() - self.base)
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, _rss_bytes() - self.base)
 
 
 def _sync(device: torch.device) -> None:
@@ -122,7 +76,7 @@ def bench_latency(models: list[str], lengths: list[int], batches: list[int], n_i
 
     dev = torch.device(device)
     if dev.type == "cpu":
-        _pin_malloc_thresholds()
+        pin_malloc_thresholds()
     rows = []
     max_len = max(lengths)
     for name in models:

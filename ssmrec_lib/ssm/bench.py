@@ -23,55 +23,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from ssmrec_lib.memory import PeakRSS, malloc_trim, rss_available
 from ssmrec_lib.ssm import kernels
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-class _PeakRSS:
-    """Peak resident memory (bytes) above the level at start, sampled from /proc/self/statm."""
-
-    def __init__(self, interval_s: float = 0.001):
-        self.interval_s, self.peak, self._stop = interval_s, 0, threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE")
-
-    def _rss(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss() - self.base)
-            time.sleep(self.interval_s)
-
-    def __enter__(self):
-        self.base = self._rss()
-        self._t = threading.Thread(target=self._loop, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self._rss() - self.base)
-
-
-def _malloc_trim() -> None:
-    """glibc keeps freed memory resident for re-use; malloc_trim(0) returns it to the OS (no-op elsewhere)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _sync(device: torch.device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -93,10 +55,10 @@ def _peak_mem_mb(fn: Callable[[], None], device: torch.device) -> float:
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    if not os.path.exists("/proc/self/statm"):
+    if not rss_available():
         return float("nan")
-    _malloc_trim()  # hand freed heap pages back first, or a re-used cached block would not show as growth
-    with _PeakRSS() as p:
+    malloc_trim()  # hand freed heap pages back first, or a re-used cached block would not show as growth
+    with PeakRSS() as p:
         fn()
     return p.peak / 2**20
 
