@@ -154,10 +154,19 @@ def summary(df: pd.DataFrame, metrics=("hr@10", "ndcg@10", "mrr@10")) -> pd.Data
     return out
 
 
+# the language models the paper's LLM rows name (its text and parameter column); ours say what they ran instead
+PAPER_BACKBONES = {"GPT4Rec": "GPT-2 (117M, pretrained)", "MamRec": "Mamba-130M (pretrained)",
+                   "LlamaRec": "Llama-2-7B (pretrained, LoRA)"}
+
+
 def beside_paper(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Our mean test metrics per model next to the paper's row for the same model (paper rows labelled)."""
+    """Our mean test metrics per model next to the paper's row for the same model (paper rows labelled).
+
+    A `backbone` column is added when any row has one (LLM models): our label ('gpt2-tiny (... params, NOT
+    pretrained)') beside the language model the paper used, so the two are never confused."""
     ours = df[df["dataset"] == dataset]
     p = paper.table(dataset).set_index("model")
+    with_backbone = "backbone" in ours and ours["backbone"].notna().any()
     rows = []
     for model, g in ours.groupby("model"):
         name = paper.MODEL_TO_PAPER.get(model, model)
@@ -167,11 +176,14 @@ def beside_paper(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
             r[m] = g[m].mean()
         r["params"] = g["params"].iloc[0]
         r["params_wo_emb"] = g["params_wo_emb"].iloc[0]
+        if with_backbone:
+            r["backbone"] = g["backbone"].iloc[0]
         rows.append(r)
         if name in p.index:
             pr = p.loc[name]
             rows.append({"model": model, "source": "paper", **{m: pr[m] for m in ("hr@10", "ndcg@10", "mrr@10")},
-                         "params": pr["params"], "params_wo_emb": pr["params_wo_emb"]})
+                         "params": pr["params"], "params_wo_emb": pr["params_wo_emb"],
+                         **({"backbone": PAPER_BACKBONES.get(name)} if with_backbone else {})})
     return pd.DataFrame(rows)
 
 

@@ -3,8 +3,9 @@
 For a profile (smoke | quick | full) the runner executes, in order:
   01_data_exploration   once, over the profile's datasets
   02_ssm_theory         once
-  03_train              once per (model, dataset); completed training runs are reused unless --force
-  04_latency_profiling  once
+  03_train              once per (model, dataset, seed), sequence models first, then the LLM models (GPT4Rec,
+                        MamRec, LlamaRec; llm.dispatch picks the pipeline); finished runs are reused unless --force
+  04_latency_profiling  once, over the sequence models (LLM runs time their own pipeline at batch 1; see 05)
   05_results            once, reading everything the runs wrote
 into outputs/<profile>/<name>.ipynb, renders each to HTML with nbconvert, and writes outputs/<profile>/index.html
 linking every report and result file. A failing notebook stops the run with the failing cell's error; its partial
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
 CORE_MODELS = ["sasrec", "mamba4rec", "mamba2rec", "hydra4rec"]
+LLM_MODELS = ("gpt4rec", "mamrec", "llamarec")  # = llm.experiment.LLM_MODELS (not imported: keeps this light)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class WorkbookProfile:
 
     datasets: tuple[str, ...]
     models: tuple[str, ...]
+    # LLM recommenders, trained by the same 03_train notebook with the LLM profile of the same name
+    # (llm/experiment.py, llm/llamarec_run.py); LlamaRec also trains (or reuses) its LRURec retriever run
+    llm_models: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0,)
     latency_lengths: str = "50,200,1000"
     latency_batches: str = "1,256"
@@ -48,6 +53,7 @@ PROFILES: dict[str, WorkbookProfile] = {
     "smoke": WorkbookProfile(
         datasets=("synthetic",),
         models=("pop", *CORE_MODELS),
+        llm_models=LLM_MODELS,  # a few seconds each on the synthetic data (tiny from-scratch backbones)
         latency_lengths="16,64",
         latency_batches="1,8",
         stream_lengths="16,64",
@@ -56,12 +62,14 @@ PROFILES: dict[str, WorkbookProfile] = {
     "quick": WorkbookProfile(
         datasets=("ml-1m",),
         models=("pop", *CORE_MODELS),
+        llm_models=LLM_MODELS,
         latency_lengths="50,200,1000",
-        description="ML-1M, all core models, a short budget (aim: under 30 minutes on 2 cores)",
+        description="ML-1M, all core models and the LLM rows, a short budget (aim: under 30 minutes on 2 cores)",
     ),
     "full": WorkbookProfile(
         datasets=("ml-1m",),
         models=("pop", "gru4rec", "bert4rec", "lrurec", *CORE_MODELS),
+        llm_models=LLM_MODELS,  # LlamaRec reuses the lrurec run above as its retriever (same run id)
         seeds=(0, 1, 2),
         latency_lengths="50,200,1000,4000",
         description="the paper's settings (d=64, max length 200) to early stopping, 3 seeds",
@@ -87,7 +95,11 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
         raise UnknownNameError(f"unknown profile {profile!r}; known profiles: {sorted(PROFILES)}")
     p = PROFILES[profile]
     datasets = list(datasets or p.datasets)
-    models = list(models or p.models)
+    if models:  # an explicit list may mix both families; LLM models train after the sequence models
+        llm_models = [m for m in models if m in LLM_MODELS]
+        models = [m for m in models if m not in LLM_MODELS]
+    else:
+        models, llm_models = list(p.models), list(p.llm_models)
     common = {"profile": profile, "out_dir": str(out_dir), "data_dir": data_dir or ""}
     steps = [
         Step("01_data_exploration.ipynb", "01_data_exploration",
@@ -96,7 +108,7 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
              "SSM theory: discretisation, SSD, Hydra"),
     ]
     for dataset in datasets:
-        for model in models:
+        for model in models + llm_models:
             for seed in p.seeds:
                 steps.append(Step(
                     "03_train.ipynb", f"03_train_{model}_{dataset}_s{seed}",

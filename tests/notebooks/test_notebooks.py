@@ -41,6 +41,19 @@ def test_every_planned_parameter_is_declared_in_its_notebook(tmp_path):
             assert set(step.parameters) <= declared, (step.notebook, set(step.parameters) - declared)
 
 
+def test_llm_models_train_through_03_after_the_sequence_models(tmp_path):
+    for name, profile in PROFILES.items():
+        assert set(profile.llm_models) == {"gpt4rec", "mamrec", "llamarec"}, name
+        steps = plan(name, None, None, tmp_path, None, False)
+        trained = [s.parameters["model"] for s in steps if s.notebook == "03_train.ipynb"]
+        assert set(trained) == set(profile.models) | set(profile.llm_models)
+        assert max(trained.index(m) for m in profile.models) < min(trained.index(m) for m in profile.llm_models)
+        latency = next(s for s in steps if s.notebook == "04_latency_profiling.ipynb")
+        assert not set(latency.parameters["models"].split(",")) & set(profile.llm_models)
+    mixed = plan("smoke", None, ["gpt4rec", "sasrec"], tmp_path, None, False)
+    assert [s.parameters["model"] for s in mixed if s.notebook == "03_train.ipynb"] == ["sasrec", "gpt4rec"]
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("workbook")
@@ -74,10 +87,26 @@ def test_smoke_results_files_come_from_runs(smoke_run):
     import pandas as pd
 
     res = pd.read_csv(root / "results.csv")
-    assert set(res["model"]) == set(PROFILES["smoke"].models)
+    smoke = PROFILES["smoke"]
+    retriever = {"lrurec"} if "llamarec" in smoke.llm_models else set()  # LlamaRec's LRURec run is its own row
+    assert set(res["model"]) == set(smoke.models) | set(smoke.llm_models) | retriever
     assert res["git_sha"].notna().all() and res["ndcg@10"].between(0, 1).all()
     md = (root / "results.md").read_text()
     assert "| dataset | model |" in md and "git" in md
     # a sequence model beats popularity on the synthetic data's learnable transitions
     by_model = res.set_index("model")["ndcg@10"]
     assert max(by_model[m] for m in ("sasrec", "mamba4rec", "mamba2rec", "hydra4rec")) > by_model["pop"]
+
+
+def test_smoke_results_hold_llm_rows_with_their_backbone_labelled(smoke_run):
+    root, _ = smoke_run
+    import pandas as pd
+
+    res = pd.read_csv(root / "results.csv").set_index("model")
+    for model in PROFILES["smoke"].llm_models:
+        label = res.loc[model, "backbone"]
+        assert isinstance(label, str) and "NOT pretrained" in label and "params" in label, (model, label)
+        assert res.loc[model, "latency_ms_run"] > 0 and 0 <= res.loc[model, "ndcg@10"] <= 1
+    assert res.loc[list(PROFILES["smoke"].models), "backbone"].isna().all()  # sequence models carry no backbone
+    html = (root / "05_results.html").read_text()
+    assert "LLM-based rows" in html and "NOT pretrained" in html
