@@ -38,7 +38,7 @@ def bench_streaming(models: list[str], lengths: list[int], n_items: int = ML1M_I
     from .models.registry import build_model
 
     rows = []
-    max_len = max(lengths) + 2 * repeats + 2
+    max_len = max(lengths) + 4 * repeats + 4
     for name in models:
         torch.manual_seed(seed)
         overrides = {"positions": "left"} if name == "sasrec" else None
@@ -46,20 +46,26 @@ def bench_streaming(models: list[str], lengths: list[int], n_items: int = ML1M_I
         over = False
         for L in sorted(lengths):
             g = torch.Generator().manual_seed(seed)
-            hist = torch.randint(1, n_items + 1, (batch, L + 2 * repeats + 1), generator=g)
+            hist = torch.randint(1, n_items + 1, (batch, L + 4 * repeats + 3), generator=g)
             t0 = time.perf_counter()
             _, state = streaming.prefill(model, hist[:, :L])
             prefill_s = time.perf_counter() - t0
             nxt = iter(range(L, hist.shape[1]))
             upd = {"state": state}
+            fused = streaming.kind(model) == "recurrent" and streaming.fused_stepper(model) is not None
+            paths = [False, True] if fused else [None]
 
-            def one_event():
-                h, upd["state"] = streaming.update(model, upd["state"], hist[:, next(nxt)])
+            def one_event(path):
+                h, upd["state"] = streaming.update(model, upd["state"], hist[:, next(nxt)], fused=path)
                 model.score(h)
 
-            one_event()  # warm-up
-            update_ms = _median_ms(one_event, repeats)
+            times = {}
+            for path in paths:
+                one_event(path)  # warm-up
+                times[path] = _median_ms(lambda: one_event(path), repeats)
+            update_ms = times[paths[-1]]
             row = {"model": name, "length": L, "batch": batch, "update_ms": update_ms,
+                   "update_python_ms": times[paths[0]], "step": "fused C++" if fused else "python",
                    "state_kb": streaming.state_bytes(upd["state"]) / 1024 / batch, "prefill_s": prefill_s}
             if over:
                 rows.append({**row, "reencode_ms": np.nan, "status": "re-encode over budget"})
@@ -72,10 +78,12 @@ def bench_streaming(models: list[str], lengths: list[int], n_items: int = ML1M_I
                                      max(1, min(repeats, int(budget_s * 2 / max(one, 1e-9)))))
             over = one > budget_s
             rows.append({**row, "reencode_ms": reencode_ms, "status": "ok"})
-            log(f"{name:10s} L {L:5d}: update {update_ms:8.3f} ms, re-encode {reencode_ms:9.2f} ms "
-                f"(x{reencode_ms / update_ms:6.1f}), state {row['state_kb']:8.1f} KiB/user")
+            log(f"{name:10s} L {L:5d}: update {update_ms:8.3f} ms ({row['step']}; python "
+                f"{row['update_python_ms']:.3f}), re-encode {reencode_ms:9.2f} ms (x{reencode_ms / update_ms:6.1f}), "
+                f"state {row['state_kb']:8.1f} KiB/user")
     df = pd.DataFrame(rows)
     df["reencode_over_update"] = df["reencode_ms"] / df["update_ms"]
+    df["reencode_over_python_update"] = df["reencode_ms"] / df["update_python_ms"]
     return df
 
 
@@ -90,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     df = bench_streaming(args.models, [int(x) for x in args.lengths.split(",") if x], batch=args.batch,
                          repeats=args.repeats)
-    cols = ["model", "length", "update_ms", "reencode_ms", "reencode_over_update", "state_kb", "prefill_s", "status"]
+    cols = ["model", "length", "step", "update_ms", "update_python_ms", "reencode_ms", "reencode_over_update",
+            "reencode_over_python_update", "state_kb", "prefill_s", "status"]
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nwrote {save(df, args.out)}")
     return 0

@@ -87,10 +87,41 @@ def _kv_step(model, item_t: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor,
     return (model.norm(x) if model.config.norm_first else x), cache
 
 
+def _weights_version(model) -> tuple:
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+
+def fused_stepper(model):
+    """The model's packed C++ step (ssm/fused_step.py), cached on the model and rebuilt when its weights change
+    (in-place updates bump the tensors' version counters); None when it does not apply or does not build."""
+    from .ssm import fused_step
+
+    if model.training or not fused_step.supports(model) or not fused_step.available():
+        return None
+    key = _weights_version(model)
+    cached = getattr(model, "_ssmrec_fused_step", None)
+    if cached is None or cached[0] != key:
+        cached = (key, fused_step.FusedStep(model))
+        object.__setattr__(model, "_ssmrec_fused_step", cached)  # plain attribute, not a submodule or buffer
+    return cached[1]
+
+
 @torch.no_grad()
-def update(model: SequentialModel, state, item_t: torch.Tensor):
-    """One new event per user: item_t (B,) -> (read-out h (B, D), new state). Model in eval mode."""
+def update(model: SequentialModel, state, item_t: torch.Tensor, fused: bool | None = None):
+    """One new event per user: item_t (B,) -> (read-out h (B, D), new state). Model in eval mode.
+
+    fused: None = the C++ step when it applies (Mamba / Mamba2 recommenders, CPU, float32, eval) and builds, else
+    the Python step; True = require it (error if it does not apply); False = the Python step. Same results
+    (tests/unit/test_streaming.py)."""
     if kind(model) == "recurrent":
+        if fused is not False:
+            stepper = fused_stepper(model)
+            if stepper is not None:
+                return stepper.update(state, item_t)
+            if fused:
+                from .ssm import fused_step
+
+                raise NotStreamable(f"{model.name}: no fused step ({fused_step.unavailable_reason() or 'unsupported'})")
         return model.step(item_t, state)
     return _kv_step(model, item_t, state)
 
@@ -141,4 +172,5 @@ def check_equal(model: SequentialModel, history: torch.Tensor, k: int = 3, atol:
     return worst
 
 
-__all__ = ["KVCache", "NotStreamable", "check_equal", "kind", "prefill", "reencode", "state_bytes", "update"]
+__all__ = ["KVCache", "NotStreamable", "check_equal", "fused_stepper", "kind", "prefill", "reencode", "state_bytes",
+           "update"]

@@ -55,12 +55,12 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _build_name() -> str:
+def _build_name(source: Path = SOURCE, prefix: str = "ssmrec_scan_cpu") -> str:
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), torch.__version__.encode(),
+    for part in (source.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), torch.__version__.encode(),
                  _cpu_model().encode(), platform.machine().encode()):
         h.update(part)
-    return f"ssmrec_scan_cpu_{h.hexdigest()[:12]}"
+    return f"{prefix}_{h.hexdigest()[:12]}"
 
 
 def _build_dir(name: str) -> Path:
@@ -71,28 +71,35 @@ def _build_dir(name: str) -> Path:
     return path
 
 
-def _load():
-    """Build (or load the cached build of) the extension once per process; remember failures."""
-    if _state["tried"]:
-        return _state["module"]
-    _state["tried"] = True
+def load_extension(source: Path, prefix: str, state: dict, what: str):
+    """Build (or load the cached build of) the extension `source` once per process into `state`
+    ({"module", "error", "tried", "build_s"}); failures are remembered, never raised. Shared by every C++
+    kernel of the package (this scan, ssm/fused_step.py)."""
+    if state["tried"]:
+        return state["module"]
+    state["tried"] = True
     try:
         from torch.utils.cpp_extension import load
 
-        name = _build_name()
+        name = _build_name(source, prefix)
         build_dir = _build_dir(name)
         cached = any(build_dir.glob(f"{name}*.so"))
         if not cached:
-            log.warning("building ssmrec CPU scan extension (one-time, ~%d s) in %s", _EXPECTED_BUILD_S, build_dir)
+            log.warning("building ssmrec %s (one-time, ~%d s) in %s", what, _EXPECTED_BUILD_S, build_dir)
         t0 = time.perf_counter()
-        _state["module"] = load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
-                                build_directory=str(build_dir), verbose=False)
-        _state["build_s"] = time.perf_counter() - t0
+        state["module"] = load(name=name, sources=[str(source)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
+                               build_directory=str(build_dir), verbose=False)
+        state["build_s"] = time.perf_counter() - t0
         if not cached:
-            log.warning("ssmrec CPU scan extension built in %.1f s", _state["build_s"])
+            log.warning("ssmrec %s built in %.1f s", what, state["build_s"])
     except Exception as e:  # no compiler, no ninja, compile error, ...
-        _state["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-    return _state["module"]
+        state["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+    return state["module"]
+
+
+def _load():
+    """The scan extension (built once per process)."""
+    return load_extension(SOURCE, "ssmrec_scan_cpu", _state, "CPU scan extension")
 
 
 def _fallback_reason() -> str | None:

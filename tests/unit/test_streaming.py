@@ -57,3 +57,56 @@ def test_bench_streaming_reports_every_model_and_length():
     df = bench_streaming(["mamba4rec", "sasrec"], [8, 16], n_items=50, repeats=2, log=lambda *_: None)
     assert len(df) == 4 and set(df["status"]) == {"ok"}
     assert (df["update_ms"] > 0).all() and (df["reencode_ms"] > 0).all()
+
+
+FUSED_CASES = [("mamba4rec", {}), ("mamba4rec", {"n_layers": 2}), ("mamba2rec", {}),
+               ("mamba2rec", {"n_layers": 2, "ngroups": 2, "headdim": 16})]
+
+
+@pytest.mark.parametrize("name,overrides", FUSED_CASES, ids=[f"{n}{'-' + str(o) if o else ''}" for n, o in FUSED_CASES])
+def test_fused_cpu_step_equals_python_step(name, overrides):
+    from ssmrec_lib.ssm import fused_step
+
+    if not fused_step.available():
+        pytest.skip(fused_step.unavailable_reason())
+    torch.manual_seed(0)
+    model = build_model(name, n_items=50, max_len=64, overrides=overrides).eval()
+    with torch.no_grad():  # move every weight off its init (zero biases, unit norms) so each term is exercised
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    history = torch.randint(1, 51, (3, 24))  # batch 3, and columns of a (B, L) tensor are strided
+    _, py = streaming.prefill(model, history[:, :16])
+    fu = py
+    for t in range(16, 24):
+        h_py, py = streaming.update(model, py, history[:, t], fused=False)
+        h_fu, fu = streaming.update(model, fu, history[:, t], fused=True)
+        torch.testing.assert_close(h_fu, h_py, rtol=1e-5, atol=1e-5)
+    for a, b in zip(fu, py):  # the states agree too, so the paths can be mixed
+        for x, y in zip(a if isinstance(a, tuple) else (a.conv_state, a.ssm_state),
+                        b if isinstance(b, tuple) else (b.conv_state, b.ssm_state)):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_step_follows_weight_changes():
+    from ssmrec_lib.ssm import fused_step
+
+    if not fused_step.available():
+        pytest.skip(fused_step.unavailable_reason())
+    torch.manual_seed(0)
+    model = build_model("mamba4rec", n_items=20, max_len=16).eval()
+    item = torch.tensor([3, 7])
+    state = model.allocate_inference_state(2)
+    before, _ = streaming.update(model, state, item, fused=True)
+    with torch.no_grad():
+        model.layers[0].ffn.w2.bias.add_(1.0)  # an optimiser step is an in-place update like this one
+    after, _ = streaming.update(model, state, item, fused=True)
+    want, _ = streaming.update(model, state, item, fused=False)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_step_refuses_models_it_does_not_cover():
+    with pytest.raises(streaming.NotStreamable, match="no fused step"):
+        streaming.update(build_model("gru4rec", n_items=10, max_len=8).eval(),
+                         build_model("gru4rec", n_items=10, max_len=8).allocate_inference_state(1),
+                         torch.tensor([1]), fused=True)
