@@ -7,6 +7,7 @@ Profiles (sizes of the from-scratch backbone and of the fine-tuning / evaluation
     quick  minutes on 2 CPU cores: d=64, 2 layers, 3 epochs, 500 evaluation users
     full   d=128, 4 layers, 10 epochs, every user
 run_id = <model>_<dataset>_<profile>_s<seed>_<hash of overrides> (train_cli.make_run_id); a finished run is reused.
+The run folder keeps the fine-tuned weights (weights.py: backbone/, LlamaRec also adapter/; git-ignored).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .gpt4rec import GPT4Rec, GPT4RecConfig
 from .lm_train import finetune
 from .prompts import next_title_examples
 from .runs import (dataset_info, eval_users, evaluate_lists, latency_ms, llm_protocol, lm_param_counts, write_run)
+from .weights import BACKBONE_DIR, save_backbone
 
 LLM_MODELS = ("gpt4rec", "mamrec", "llamarec")
 _GEN_PROFILES: dict[str, dict[str, Any]] = {
@@ -95,12 +97,14 @@ def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4Rec
         rec_log.update(train_seconds=lg["train_seconds"], steps=lg["steps"])
     rec.model.load_state_dict(best.pop("state"))
     best_epoch = best.pop("epoch")
+    save_backbone(rec.model, rec.tokenizer, run_dir / BACKBONE_DIR)  # the selected epoch (weights.py reloads it)
     test = evaluate_lists(rec.recommend, split.test_history, split.test_target, users)
     lat = latency_ms(rec.recommend, [split.test_history[u] for u in users])
     titles = data.item_titles
     examples = [{"history_tail": [titles[int(i)] for i in split.test_history[u][-3:]],
                  "queries": rec.generate_queries(split.test_history[u]),
-                 "target": titles[int(split.test_target[u])]} for u in users[:3]]
+                 "target": titles[int(split.test_target[u])],
+                 "list": rec.recommend(split.test_history[u])} for u in users[:3]]
     n_params = lm_param_counts(rec.model)
     ranking = (f"generated list: {cfg.n_queries} beam-search queries -> BM25 top {cfg.per_query_k} each -> "
                f"{cfg.merge} merge to {cfg.top_k}; items not in the list = miss")
@@ -112,11 +116,12 @@ def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4Rec
               "objective": "causal LM on (history titles -> next title), training split only",
               "n_params": n_params, "protocol": proto, "dataset_info": dataset_info(data, split),
               "train_config": {"max_len": cfg.max_items, "device": "cpu", "epochs": cfg.epochs, "lr": cfg.lr,
-                               "batch_size": cfg.batch_size, "n_pairs": len(pairs)}}
+                               "batch_size": cfg.batch_size, "n_pairs": len(pairs)},
+              "weights": {"backbone": BACKBONE_DIR}}
     metrics = {"run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
                "n_params": n_params, "backbone": backbone, "valid": best, "test": test, "best_epoch": best_epoch,
                "epochs_run": len(logs), "seconds_per_epoch": train_seconds / max(1, len(logs)),
                "objective": config["objective"], "protocol": proto, "latency": lat,
-               "example_queries": examples}
+               "example_queries": examples}  # first 3 evaluation users: queries and test list (reload checks)
     write_run(run_dir, config, metrics, log)
     return metrics

@@ -85,3 +85,38 @@ def lora_targets_for(model) -> list[str]:
         if all(c in names for c in cand):
             return cand
     raise ValueError(f"no known LoRA target modules in {type(model).__name__}")
+
+
+class LlamaRecRanker:
+    """Both stages for inference: `rank_lists(histories) -> per user the C candidates, best first`.
+
+    retriever: an eval-mode LRURec (readout/score) reading the last `retr_len` items; model: the (LoRA-wrapped)
+    causal LM; letters: token ids of A..T (backbones.letter_token_ids). Used by the run, by the reloaded run
+    (weights.load_run_recommender) and by `bench latency`.
+    """
+
+    def __init__(self, retriever, retr_len: int, model, tokenizer, letters: Sequence[int], titles: Sequence[str],
+                 n_candidates: int = 20, max_items: int = 10, max_title_words: int = 8, max_length: int = 512):
+        self.retriever, self.retr_len, self.model, self.tokenizer = retriever, retr_len, model, tokenizer
+        self.letters, self.titles, self.C = list(letters), titles, n_candidates
+        self.max_items, self.max_title_words, self.max_length = max_items, max_title_words, max_length
+
+    def prompt(self, history: Sequence[int], candidates: Sequence[int]) -> str:
+        from .prompts import ranking_prompt
+
+        return ranking_prompt(history, candidates, self.titles, self.max_items, self.max_title_words)
+
+    @torch.no_grad()
+    def rank_lists(self, histories: Sequence[np.ndarray], batch: int = 16) -> list[list[int]]:
+        """histories (U,) -> U lists of C item ids: 1. retrieve C candidates, 2. sort them by verbalizer score."""
+        self.model.eval()
+        cand = retrieve_candidates(self.retriever, histories, self.retr_len, self.C)  # (U, C)
+        out: list[list[int]] = []
+        for st in range(0, len(histories), batch):
+            prompts = [self.prompt(h, c) for h, c in zip(histories[st: st + batch], cand[st: st + batch])]
+            logits = last_token_logits(self.model, self.tokenizer, prompts, self.max_length)  # (b, V)
+            out += rank_by_scores(verbalizer_scores(logits, self.letters, self.C).float(), cand[st: st + batch])
+        return out
+
+    def recommend(self, history: Sequence[int]) -> list[int]:
+        return self.rank_lists([np.asarray(history)])[0]

@@ -18,10 +18,10 @@ import torch
 from ..config import from_dict, to_dict
 from ..errors import UnknownNameError, UserError
 from .backbones import LETTERS, letter_token_ids, load_backbone
-from .llamarec import (add_lora, last_token_logits, lora_targets_for, rank_by_scores, retrieve_candidates,
-                       verbalizer_scores)
+from .llamarec import LlamaRecRanker, add_lora, lora_targets_for, retrieve_candidates
 from .lm_train import finetune
 from .prompts import next_title_examples, ranking_prompt
+from .weights import ADAPTER_DIR, BACKBONE_DIR, save_backbone
 from .runs import dataset_info, eval_users, latency_ms, llm_protocol, lm_param_counts, write_run
 from .ranking import list_ranks, metrics_from_ranks
 
@@ -56,21 +56,29 @@ _PROFILES = {
 }
 
 
-def _retriever(cfg: LlamaRecConfig, data, dataset, seed, data_dir, out: Path):
+def load_retriever(run_dir: Path, data):
+    """A finished lrurec run folder -> (eval-mode LRURec with its best checkpoint, its max_len)."""
     from ..models.registry import build_model
+
+    conf = json.loads((Path(run_dir) / "config.json").read_text())
+    if conf["model"] != "lrurec":
+        raise UserError(f"retriever_run {run_dir} is a {conf['model']} run, not lrurec")
+    max_len = conf["train_config"]["max_len"]
+    net = build_model("lrurec", data.n_items, max_len, conf["model_config"])
+    net.load_state_dict(torch.load(Path(run_dir) / "checkpoint_best.pt", map_location="cpu",
+                                   weights_only=False)["model"])
+    return net.eval(), max_len
+
+
+def _retriever(cfg: LlamaRecConfig, data, dataset, seed, data_dir, out: Path):
     from ..train_cli import run_experiment
 
     run_dir = Path(cfg.retriever_run) if cfg.retriever_run else None
     if run_dir is None:
         r = run_experiment("lrurec", dataset, cfg.retriever_profile, seed, data=data, out=str(out))
         run_dir = out / r["run_id"]
-    conf = json.loads((run_dir / "config.json").read_text())
-    if conf["model"] != "lrurec":
-        raise UserError(f"retriever_run {run_dir} is a {conf['model']} run, not lrurec")
-    max_len = conf["train_config"]["max_len"]
-    net = build_model("lrurec", data.n_items, max_len, conf["model_config"])
-    net.load_state_dict(torch.load(run_dir / "checkpoint_best.pt", map_location="cpu", weights_only=False)["model"])
-    return net.eval(), max_len, str(run_dir)
+    net, max_len = load_retriever(run_dir, data)
+    return net, max_len, str(run_dir)
 
 
 def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path, data_dir) -> dict[str, Any]:
@@ -89,8 +97,12 @@ def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path,
         for lg in finetune(bb.model, bb.tokenizer, pairs, epochs=cfg.pretrain_epochs, lr=cfg.lr,
                            batch_size=32, max_length=cfg.max_length, seed=seed):
             log.append({"stage": "full LM on next-title pairs", **lg})
+    # the adapter's base: a from-scratch backbone's weights (after stage 0); a pretrained one's tokenizer only
+    save_backbone(bb.model, bb.tokenizer, run_dir / BACKBONE_DIR, weights=not bb.pretrained)
     letters = letter_token_ids(bb.tokenizer)
     model = add_lora(bb.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, lora_targets_for(bb.model))
+    ranker = LlamaRecRanker(retr, retr_len, model, bb.tokenizer, letters, titles, C, cfg.max_items,
+                            cfg.max_title_words, cfg.max_length)
     # ranking examples: history s[:-1] -> target s[-1] of each training sequence, kept if retrieved
     tr = [s for s in train if len(s) >= 2]
     cands = retrieve_candidates(retr, [s[:-1] for s in tr], retr_len, C)
@@ -101,20 +113,9 @@ def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path,
             pairs.append((ranking_prompt(s[:-1], c, titles, cfg.max_items, cfg.max_title_words), f" {LETTERS[hit[0]]}"))
     users = eval_users(len(split.valid_history), cfg.max_eval_users, seed)
 
-    def rank_lists(histories, batch=16) -> list[list[int]]:
-        cand = retrieve_candidates(retr, histories, retr_len, C)
-        out = []
-        with torch.no_grad():
-            for st in range(0, len(histories), batch):
-                prompts = [ranking_prompt(h, c, titles, cfg.max_items, cfg.max_title_words)
-                           for h, c in zip(histories[st: st + batch], cand[st: st + batch])]
-                s = verbalizer_scores(last_token_logits(model, bb.tokenizer, prompts, cfg.max_length), letters, C)
-                out += rank_by_scores(s.float(), cand[st: st + batch])
-        return out
-
     def evaluate(which):
         hs, tg = split.history_and_target(which)
-        return metrics_from_ranks(list_ranks(rank_lists([hs[u] for u in users]), tg[users]))
+        return metrics_from_ranks(list_ranks(ranker.rank_lists([hs[u] for u in users]), tg[users]))
 
     best = {"ndcg@10": -1.0}
 
@@ -133,8 +134,10 @@ def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path,
     else:  # no training example had its target retrieved: evaluate the untrained ranker once
         best.update(evaluate("valid"), epoch=0)
     best_epoch = best.pop("epoch")
+    model.save_pretrained(run_dir / ADAPTER_DIR)  # the selected epoch's LoRA adapter (weights.py reloads it)
     test = evaluate("test")
-    lat = latency_ms(lambda h: rank_lists([h])[0], [split.test_history[u] for u in users])
+    lat = latency_ms(ranker.recommend, [split.test_history[u] for u in users])
+    examples = [{"user": int(u), "list": ranker.recommend(split.test_history[u])} for u in users[:3]]
     n_trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
     n_params = lm_param_counts(model)
     backbone = {**bb.info(), "n_params": n_params["with_embeddings"] - n_trainable, "lora_params": n_trainable,
@@ -152,11 +155,14 @@ def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path,
               "objective": "LoRA: CE of the target's letter at the answer position (training split, retrieved only)",
               "n_params": n_params, "protocol": proto, "dataset_info": dataset_info(data, split),
               "train_config": {"max_len": cfg.max_items, "device": "cpu", "n_rank_pairs": len(pairs),
-                               "n_train_sequences": len(tr)}}
+                               "n_train_sequences": len(tr)},
+              "weights": {"backbone": BACKBONE_DIR, "adapter": ADAPTER_DIR,
+                          "base": "backbone/" if not bb.pretrained else bb.name}}
     metrics = {"run_id": run_id, "model": "llamarec", "dataset": dataset, "profile": profile, "seed": seed,
                "n_params": n_params, "backbone": backbone, "valid": best, "test": test, "best_epoch": best_epoch,
                "epochs_run": len(logs), "seconds_per_epoch": train_seconds / max(1, len(logs)),
                "objective": config["objective"], "protocol": proto, "latency": lat,
-               "retriever_test_recall@20": recall, "retriever_test": retr_test}
+               "retriever_test_recall@20": recall, "retriever_test": retr_test,
+               "example_lists": examples}  # test lists of the first 3 evaluation users (reload checks)
     write_run(run_dir, config, metrics, log)
     return metrics

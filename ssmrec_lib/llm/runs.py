@@ -5,6 +5,7 @@
                                         protocol, dataset_info, environment
     outputs/runs/<run_id>/metrics.json  valid (best epoch) and test metrics, n_params, protocol, latency
     outputs/runs/<run_id>/log.jsonl     one line per fine-tuning epoch (loss, seconds, valid metrics)
+    outputs/runs/<run_id>/backbone/, adapter/   fine-tuned weights (weights.py; git-ignored)
 Model selection: the fine-tuning epoch with the best validation NDCG@10 is kept; the test split is scored once.
 Evaluation users: all, or a seeded subset of `max_eval_users` (the same users for valid and test; protocol says).
 """
