@@ -1,4 +1,4 @@
-"""`python -m ssmrec_lib bench kernels|latency|streaming`: benchmarks that print figures (never timed tests)."""
+"""`python -m ssmrec_lib bench kernels|latency|streaming|training`: benchmarks that print figures (never timed tests)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ SUBCOMMANDS = {
     "kernels": ("ssmrec_lib.ssm.bench", "SSM ops: reference vs fast paths, forward and forward+backward"),
     "latency": ("ssmrec_lib.profiling", "models: latency, throughput, memory vs sequence length"),
     "streaming": ("ssmrec_lib.stream_bench", "one new event with a per-user state vs re-encoding the history"),
+    "training": ("ssmrec_lib.train_bench", "training cost per model: seconds per epoch, validation, peak memory"),
 }
 
 
@@ -18,4 +19,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:  # replaced by the sub-command's run via set_defaults
-    raise SystemExit("choose a benchmark: kernels, latency or streaming")
+    raise SystemExit("choose a benchmark: kernels, latency, streaming or training")

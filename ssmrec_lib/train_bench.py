@@ -1,0 +1,114 @@
+"""`python -m ssmrec_lib bench training`: the training cost of each model on a dataset (issue 6, section 1):
+seconds per epoch, validation seconds and peak memory, with a profile's settings (default: `full` on ML-1M).
+
+For each model the real Trainer runs `steps` training batches of the profile's epoch (after `warmup` batches
+that are not timed), then one full validation pass. Seconds per epoch = median seconds per batch x batches per
+epoch, so the figure does not need a whole epoch; `--steps 0` runs a whole epoch instead. Peak memory: CPU = the
+process RSS peak above the level before the model was built (ssmrec_lib.memory.PeakRSS, malloc thresholds
+pinned so freed blocks go back), CUDA = torch.cuda.max_memory_allocated. One process runs every model, so the
+figures compare side by side (the first model is run once untimed first, so one-time allocations of the process
+do not land on its row); run it on a quiet machine (other jobs on the cores inflate every row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .memory import PeakRSS, malloc_trim, pin_malloc_thresholds
+from .profiling import save
+
+TRAIN_MODELS = ["sasrec", "mamba4rec", "mamba2rec", "hydra4rec", "gru4rec", "lrurec", "bert4rec"]
+
+
+def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "full", steps: int = 12,
+                   warmup: int = 3, overrides: dict | None = None, data_dir: str | None = None, seed: int = 0,
+                   log=print) -> pd.DataFrame:
+    """-> one row per model: sec_per_batch, batches_per_epoch, sec_per_epoch, valid_seconds, peak_mem_mb, ..."""
+    from .config import from_dict, to_dict
+    from .models.registry import build_model, make_model_config
+    from .objectives import make_objective
+    from .profiles import profile_overrides
+    from .train import Trainer, TrainConfig
+    from .train_cli import _kernel_info, load_data, route_overrides
+    from .utils import seed_everything
+
+    pin_malloc_thresholds()
+    data = load_data(dataset, data_dir)
+    split = data.split()
+    rows = []
+    for i, name in enumerate([models[0], *models] if models else []):  # the first pass pays one-time costs, unlogged
+        user_train, user_model = route_overrides(name, dict(overrides or {}))
+        prof_train, prof_model = profile_overrides(profile, name, dataset)
+        cfg = from_dict(TrainConfig, {**prof_train, **user_train, "seed": seed, "epochs": 1, "progress": False,
+                                      "max_batches_per_epoch": (warmup + steps) if steps else 0})
+        model_cfg = make_model_config(name, {**prof_model, **user_model})
+        malloc_trim()
+        seed_everything(seed)
+        stamps: list[float] = []
+        records: list[dict] = []
+
+        def hook(event: str, info: dict) -> None:
+            if event == "batch_end":
+                stamps.append(time.perf_counter())
+            else:
+                records.append(info)
+
+        with PeakRSS() as rss:
+            net = build_model(name, split.n_items, cfg.max_len, to_dict(model_cfg))
+            trainer = Trainer(net, split, cfg, hooks=[hook])
+            if trainer.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(trainer.device)
+            t0 = time.perf_counter()
+            trainer.fit()  # the timed batches, one validation pass (timed by the trainer), then test once
+            total = time.perf_counter() - t0
+        valid_s = records[-1]["eval_seconds"] if records else float("nan")
+        obj = make_objective(trainer.objective_name, split.train, cfg.max_len,
+                             prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
+                             mask_last_prob=cfg.mask_last_prob)
+        n_batches = -(-len(obj.epoch_samples(np.random.default_rng([seed, 0]))) // cfg.batch_size)
+        gaps = np.diff(stamps)[max(0, warmup - 1):] if len(stamps) > warmup else np.diff(stamps)
+        sec_batch = float(np.median(gaps)) if len(gaps) else float("nan")
+        peak = (torch.cuda.max_memory_allocated(trainer.device) if trainer.device.type == "cuda" else rss.peak)
+        row = {"model": name, "dataset": dataset, "profile": profile, "objective": trainer.objective_name,
+               "batch_size": cfg.batch_size, "max_len": cfg.max_len, "bf16": cfg.bf16,
+               "batches_per_epoch": n_batches, "sec_per_batch": sec_batch, "sec_per_epoch": sec_batch * n_batches,
+               "valid_seconds": valid_s, "peak_mem_mb": peak / 2**20, "timed_batches": len(gaps),
+               "params": net.n_params(True), "params_wo_emb": net.n_params(False),
+               "device": trainer.device.type, "threads": torch.get_num_threads(),
+               "kernel": _kernel_info(model_cfg, trainer.device).get("resolved"), "wall_s": total}
+        del net, trainer
+        if i == 0:
+            continue
+        rows.append(row)
+        log(f"{name:10s} {sec_batch * 1000:8.1f} ms/batch x {n_batches} = {row['sec_per_epoch']:7.1f} s/epoch, "
+            f"validation {valid_s:5.1f} s, peak +{row['peak_mem_mb']:7.1f} MB ({row['objective']})")
+    return pd.DataFrame(rows)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=TRAIN_MODELS)
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--profile", default="full", help="training profile whose settings are timed")
+    parser.add_argument("--steps", type=int, default=12, help="timed batches per model (0 = a whole epoch)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config overrides as for `train` (e.g. bf16=true)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default="outputs/bench/training.csv")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .config import parse_overrides
+
+    df = bench_training(args.models, args.dataset, args.profile, args.steps, args.warmup,
+                        parse_overrides(args.overrides), args.data_dir)
+    cols = ["model", "objective", "sec_per_batch", "batches_per_epoch", "sec_per_epoch", "valid_seconds",
+            "peak_mem_mb", "params", "params_wo_emb", "threads"]
+    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nwrote {save(df, args.out)}")
+    return 0
