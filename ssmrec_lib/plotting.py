@@ -210,11 +210,17 @@ def cost_curves(df: pd.DataFrame) -> plt.Figure:
 
 
 def streaming_vs_reencode(df: pd.DataFrame) -> plt.Figure:
-    """Per model: ms for one new event with a stored state (solid) vs re-encoding the history (dashed), log-log."""
+    """Per model: ms for one new event with a stored state (solid; dotted: the Python step where a fused C++ step
+    exists) vs re-encoding the history (dashed), log-log."""
     fig, (ax,) = _fig(width=7.5)
     for i, (model, g) in enumerate(df.groupby("model", sort=False)):
         g = g.sort_values("length")
-        ax.plot(g["length"], g["update_ms"], marker="o", color=f"C{i}", label=f"{model}: update with state")
+        fused = "step" in g and (g["step"] == "fused C++").any()
+        ax.plot(g["length"], g["update_ms"], marker="o", color=f"C{i}",
+                label=f"{model}: update with state" + (" (fused C++)" if fused else ""))
+        if fused:
+            ax.plot(g["length"], g["update_python_ms"], marker=".", ls=":", color=f"C{i}",
+                    label=f"{model}: update (Python step)")
         ax.plot(g["length"], g["reencode_ms"], marker="s", ls="--", color=f"C{i}", label=f"{model}: re-encode")
     ax.set_xscale("log")
     ax.set_yscale("log")
