@@ -7,6 +7,9 @@ serves). Batch-1 latency: median and p95 ms. Throughput: users scored per second
 Peak memory: on CUDA `torch.cuda.max_memory_allocated`; on CPU the peak process RSS above the pre-call level,
 sampled every millisecond by a background thread (torch allocations are invisible to tracemalloc).
 A (model, batch) stops growing L once one call exceeds `budget_s` (recorded as "over budget", not guessed).
+LLM recommenders (gpt4rec, mamrec, llamarec) are not one score(readout) call: they are timed as a whole pipeline
+per user at batch 1 by llm/bench.py, in rows of their own (columns `backbone` and `pipeline` set, printed as a
+separate table) in the same CSV.
 """
 
 from __future__ import annotations
@@ -70,8 +73,13 @@ def measure(model: torch.nn.Module, length: int, batch: int, n_items: int, devic
 
 def bench_latency(models: list[str], lengths: list[int], batches: list[int], n_items: int = ML1M_ITEMS,
                   device: str = "cpu", warmup: int = 2, repeats: int = 10, budget_s: float = 5.0,
-                  overrides: dict[str, dict] | None = None, seed: int = 0, log=print) -> pd.DataFrame:
-    """One row per (model, batch, length). Models are built at their default (paper-size) configs."""
+                  overrides: dict[str, dict] | None = None, seed: int = 0, log=print,
+                  llm_profile: str = "quick") -> pd.DataFrame:
+    """One row per (model, batch, length). Models are built at their default (paper-size) configs.
+
+    LLM models in `models` give one row per length at batch 1 (llm.bench.bench_llm_latency, `llm_profile` sizes).
+    """
+    from .llm.experiment import LLM_MODELS
     from .models.registry import build_model
 
     dev = torch.device(device)
@@ -79,7 +87,8 @@ def bench_latency(models: list[str], lengths: list[int], batches: list[int], n_i
         pin_malloc_thresholds()
     rows = []
     max_len = max(lengths)
-    for name in models:
+    llm = [m for m in models if m in LLM_MODELS]
+    for name in [m for m in models if m not in LLM_MODELS]:
         torch.manual_seed(seed)
         model = build_model(name, n_items=n_items, max_len=max_len, overrides=(overrides or {}).get(name)).to(dev)
         model.eval()
@@ -106,6 +115,11 @@ def bench_latency(models: list[str], lengths: list[int], batches: list[int], n_i
                 log(f"{name:10s} batch {batch:4d} L {L:5d}: {row['latency_ms_median']:9.2f} ms "
                     f"(p95 {row['latency_ms_p95']:.2f}), {row['throughput_users_s']:9.1f} users/s, "
                     f"+{row['peak_mem_mb']:.1f} MB, kernel {info['kernel']}")
+    if llm:
+        from .llm.bench import bench_llm_latency
+
+        rows += bench_llm_latency(llm, lengths, n_items, device=str(dev), warmup=min(warmup, 1), repeats=repeats,
+                                  budget_s=budget_s, profile=llm_profile, seed=seed, log=log)
     return pd.DataFrame(rows)
 
 
@@ -113,11 +127,20 @@ def format_table(df: pd.DataFrame) -> str:
     """A per-model text table (what the command prints)."""
     cols = ["batch", "length", "latency_ms_median", "latency_ms_p95", "throughput_users_s", "peak_mem_mb", "status"]
     parts = []
-    for name, g in df.groupby("model", sort=False):
+    is_llm = df["pipeline"].notna() if "pipeline" in df else pd.Series(False, index=df.index)
+    for name, g in df[~is_llm].groupby("model", sort=False):
         r = g.iloc[0]
         parts.append(f"\n== {name}: {r['params']:,} params ({r['params_wo_emb']:,} without embeddings), "
                      f"kernel {r['kernel']}, device {r['device']}, {r['threads']} threads")
         parts.append(g[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if is_llm.any():
+        parts.append("\n#### LLM recommenders: the whole pipeline per user at batch 1 (untrained, CPU; llm/bench.py)")
+        for name, g in df[is_llm].groupby("model", sort=False):
+            r = g.iloc[0]
+            parts.append(f"\n== {name}: {r['pipeline']}; backbone {r['backbone']}; {r['params']:,} params in all "
+                         f"({r['params_wo_emb']:,} without embeddings), LLM profile {r['llm_profile']}, "
+                         f"{r['threads']} threads")
+            parts.append(g[[c for c in cols if c in g]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return "\n".join(parts)
 
 
@@ -145,13 +168,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--budget-s", type=float, default=5.0, help="stop growing L once one call takes longer")
     parser.add_argument("--out", default="outputs/bench/latency.csv", help="CSV to write (with a .json of provenance)")
+    parser.add_argument("--llm-profile", default="quick", choices=("smoke", "quick", "full"),
+                        help="sizes of the LLM models (gpt4rec, mamrec, llamarec) when --models names them")
 
 
 def run(args: argparse.Namespace) -> int:
     lengths = [int(x) for x in str(args.lengths).split(",") if x]
     batches = [int(x) for x in str(args.batch).split(",") if x]
     df = bench_latency(args.models, lengths, batches, device=args.device, repeats=args.repeats,
-                       budget_s=args.budget_s)
+                       budget_s=args.budget_s, llm_profile=args.llm_profile)
     print(format_table(df))
     print(f"\nwrote {save(df, args.out)}")
     return 0
