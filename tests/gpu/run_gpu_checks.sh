@@ -4,7 +4,8 @@
 #   2. pytest tests/gpu (fused vs reference: selective scan, conv, SSD, gated RMSNorm, Mamba, Mamba2, Hydra)
 #   3. python -m ssmrec_lib bench kernels on CUDA (reference vs fused, forward and forward+backward)
 # Logs go to $OUT when set (the device tool brings that folder back), else outputs/gpu_checks/: 7 files.
-#   4. python -m ssmrec_lib bench latency on CUDA (models: batch-1 / 256 latency, memory vs length)
+#   4. python -m ssmrec_lib bench latency on CUDA, one model per call (batch-1 / 256 latency, memory vs length)
+#   5. the streaming benchmark on CUDA (state update vs re-encode), batch 1 and 256
 # Usage, from the repository root:  bash tests/gpu/run_gpu_checks.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -80,10 +81,20 @@ timeout "${BENCH_S:-80}" "$PY" -m ssmrec_lib bench kernels --device cuda --repea
   --out "$LOG_DIR/bench_kernels_cuda.csv" 2>&1 | tee "$LOG_DIR/bench_kernels_cuda.log"
 rc_bench=${PIPESTATUS[0]}
 
-echo "== bench latency (models, cuda)"
-timeout "${LATENCY_S:-70}" "$PY" -m ssmrec_lib bench latency --device cuda --lengths 50,200,1000,4000 --batch 1,256 \
-  --repeats 10 --out "$LOG_DIR/bench_latency_cuda.csv" 2>&1 | tee "$LOG_DIR/bench_latency_cuda.log"
-rc_lat=${PIPESTATUS[0]}
+echo "== bench latency (models, cuda): one model per call, so a slow one cannot take the others' rows"
+rc_lat=0
+for m in ${LATENCY_MODELS:-mamba4rec mamba2rec sasrec hydra4rec lrurec gru4rec}; do
+  timeout "${LATENCY_S:-30}" "$PY" -m ssmrec_lib bench latency --device cuda --models "$m" --lengths 50,200,1000,4000 \
+    --batch 1,256 --repeats 10 --out "$LOG_DIR/bench_latency_cuda_$m.csv" 2>&1 | tee -a "$LOG_DIR/bench_latency_cuda.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || rc_lat=1
+done
+
+echo "== bench streaming (cuda, batch 1 and 256)"
+for b in 1 256; do
+  timeout "${STREAM_S:-30}" "$PY" -m ssmrec_lib bench streaming --device cuda --batch "$b" --repeats 10 \
+    --models mamba4rec mamba2rec sasrec --out "$LOG_DIR/bench_streaming_cuda_b$b.csv" 2>&1 \
+    | tee -a "$LOG_DIR/bench_streaming_cuda.log" || true
+done
 
 echo "== done: pytest rc=$rc_test, bench rc=$rc_bench, latency rc=$rc_lat, $(($(date +%s) - start)) s" | tee -a "$SETUP"
 [ "$rc_test" -eq 0 ] && [ "$rc_bench" -eq 0 ] && [ "$rc_lat" -eq 0 ]
