@@ -1,7 +1,8 @@
 """`python -m ssmrec_lib llm --model gpt4rec|mamrec|llamarec --dataset D [--profile smoke|quick|full] [--seed S]
 [--set key=value ...]`: the LLM-based recommenders (ssmrec_lib/llm/). `--set backbone=NAME_OR_PATH` picks the
 language model (gpt2-tiny / mamba-tiny / llama-tiny from scratch, or a local folder of pretrained weights).
-Writes outputs/runs/<run_id>/{config.json, metrics.json, log.jsonl} like `train`.
+Writes outputs/runs/<run_id>/{config.json, metrics.json, log.jsonl} like `train`, and the fine-tuned weights
+(backbone/, LlamaRec also adapter/; git-ignored) that `ssmrec_lib.llm.weights.load_run_recommender` reloads.
 """
 
 from __future__ import annotations
@@ -35,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
     for which in ("valid", "test"):
         m = r[which]
         print(f"  {which:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in ("hr@10", "ndcg@10", "mrr@10", "miss_rate")))
-    print(f"  written to {Path(args.out) / r['run_id']}")
+    print(f"  written to {Path(args.out) / r['run_id']} (fine-tuned weights in backbone/"
+          + (", adapter/)" if r["model"] == "llamarec" else ")"))
     return 0
