@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("ssmrec_lib.bench", "benchmarks: `bench kernels` (SSM ops), `bench latency` (models)"),
     "train": ("ssmrec_lib.train_cli", "train and evaluate one model on one dataset"),
     "llm": ("ssmrec_lib.llm_cli", "LLM recommenders: GPT4Rec, MamRec, LlamaRec (backbone labelled)"),
+    "report": ("ssmrec_lib.reproduce", "the reproduction table of the paper's Table 3 from finished runs"),
     "workbook": ("ssmrec_lib.workbook", "run the notebooks through papermill and render HTML reports"),
 }
 

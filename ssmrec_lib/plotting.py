@@ -98,6 +98,28 @@ def learning_curves(log: pd.DataFrame, metric: str = "valid_ndcg@10") -> plt.Fig
     return fig
 
 
+def learning_curves_by_model(logs: dict[str, pd.DataFrame], metric: str = "valid_ndcg@10") -> plt.Figure:
+    """Several runs on one figure: training loss (left) and the validation metric (right) per epoch; the best
+    epoch of each run is marked with a star. logs: model name -> reporting.load_log(run_dir)."""
+    fig, (ax1, ax2) = _fig(2, width=5.5)
+    for i, (name, log) in enumerate(logs.items()):
+        if log.empty:
+            continue
+        ax1.plot(log["epoch"], log["train_loss"], color=f"C{i}", label=name)
+        if metric in log:
+            ax2.plot(log["epoch"], log[metric], color=f"C{i}", label=name)
+            best = log[metric].idxmax()
+            ax2.plot(log.loc[best, "epoch"], log.loc[best, metric], marker="*", ms=12, color=f"C{i}")
+    ax1.set_ylabel("training loss (cross-entropy, nats)")
+    ax1.set_title("Training loss")
+    ax2.set_ylabel(metric.replace("_", " "))
+    ax2.set_title("Validation (early-stopping metric; star = best epoch)")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize="small")
+    return fig
+
+
 def quality_vs_latency(df: pd.DataFrame, quality: str = "ndcg@10", latency: str = "latency_ms") -> plt.Figure:
     """Scatter of a quality metric against batch-1 latency, one point per model (mean over seeds)."""
     fig, (ax,) = _fig(width=7)

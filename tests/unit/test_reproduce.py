@@ -1,0 +1,31 @@
+"""The reproduction table: means over seeds, the paper's row and the gap to the target, read from runs."""
+
+import pandas as pd
+import pytest
+
+from ssmrec_lib import paper
+from ssmrec_lib.reproduce import TARGETS, reproduction_table
+
+
+def _run(model, seed, hr, ndcg, mrr):
+    return {"model": model, "dataset": "ml-1m", "seed": seed, "hr@10": hr, "ndcg@10": ndcg, "mrr@10": mrr,
+            "valid_ndcg@10": ndcg + 0.01, "best_epoch": 7, "epochs_run": 17, "sec_per_epoch": 30.0 + seed,
+            "objective": "next_item", "params": 300_000, "params_wo_emb": 70_000, "kernel": "k", "git_sha": "abc",
+            "run_dir": f"/runs/{model}_{seed}"}
+
+
+def test_table_means_seeds_and_measures_the_gap_to_the_target():
+    runs = pd.DataFrame([_run("mamba2rec", 0, 0.34, 0.19, 0.15), _run("mamba2rec", 1, 0.36, 0.20, 0.16),
+                         _run("sasrec", 0, 0.31, 0.17, 0.12), _run("pop", 0, 0.02, 0.01, 0.01)])
+    t = reproduction_table(runs, "ml-1m").set_index("model")
+    assert list(t.index) == ["sasrec", "mamba2rec"]  # only the reproduced models, in the table's order
+    m2 = t.loc["mamba2rec"]
+    assert m2["seeds"] == 2 and m2["hr@10"] == pytest.approx(0.35) and m2["sec_per_epoch"] == pytest.approx(30.5)
+    p = paper.table("ml-1m").set_index("model").loc["2Mamba4Rec"]
+    assert m2["paper_ndcg@10"] == pytest.approx(p["ndcg@10"])
+    assert m2["gap_ndcg@10"] == pytest.approx(0.195 - TARGETS["mamba2rec"]["ndcg@10"])
+    assert m2["targets_met"]  # 0.35 / 0.195 / 0.155 against 0.340 / 0.193 / 0.148
+    runs.loc[runs["model"] == "mamba2rec", "mrr@10"] = 0.14  # one metric below its target is a miss
+    assert not reproduction_table(runs, "ml-1m").set_index("model").loc["mamba2rec", "targets_met"]
+    s = t.loc["sasrec"]  # SASRec's target is HR@10 only
+    assert s["targets_met"] and s["gap_hr@10"] == pytest.approx(0.01) and pd.isna(s["gap_ndcg@10"])
