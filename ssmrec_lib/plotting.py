@@ -147,6 +147,21 @@ def metric_bars(df: pd.DataFrame, metrics: Sequence[str] = ("hr@10", "ndcg@10", 
 
 # ---------------------------------------------------------------- efficiency (04)
 
+def training_cost(df: pd.DataFrame) -> plt.Figure:
+    """Per model (train_bench.bench_training rows): seconds per training epoch and peak memory growth."""
+    fig, (ax1, ax2) = _fig(2, width=4.5)
+    colors = [f"C{i}" for i in range(len(df))]
+    ax1.bar(df["model"], df["sec_per_epoch"], color=colors)
+    ax1.set_ylabel("seconds per training epoch")
+    ax1.set_title(f"Training time ({df['dataset'].iloc[0]}, {df['profile'].iloc[0]} profile)")
+    ax2.bar(df["model"], df["peak_mem_mb"], color=colors)
+    ax2.set_ylabel("peak memory growth while training (MB)")
+    ax2.set_title("Training memory")
+    for ax in (ax1, ax2):
+        ax.tick_params(axis="x", rotation=30)
+    return fig
+
+
 def latency_vs_length(df: pd.DataFrame, y: str = "latency_ms_median", ylabel: str = "batch-1 latency (ms)") -> plt.Figure:
     """Log-log lines of a cost against sequence length, one per model."""
     fig, (ax,) = _fig(width=7)

@@ -25,6 +25,11 @@ from .profiling import save
 TRAIN_MODELS = ["sasrec", "mamba4rec", "mamba2rec", "hydra4rec", "gru4rec", "lrurec", "bert4rec"]
 
 
+def default_dataset(profile: str, dataset: str = "") -> str:
+    """The dataset a profile's training cost is measured on: `dataset` if given, synthetic for smoke, else ml-1m."""
+    return dataset or ("synthetic" if profile == "smoke" else "ml-1m")
+
+
 def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "full", steps: int = 12,
                    warmup: int = 3, overrides: dict | None = None, data_dir: str | None = None, seed: int = 0,
                    log=print) -> pd.DataFrame:
