@@ -120,7 +120,7 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
     steps.append(Step("04_latency_profiling.ipynb", "04_latency_profiling",
                       {**common, "models": ",".join(m for m in models if m != "pop"),
                        "lengths": p.latency_lengths, "batches": p.latency_batches,
-                       "stream_lengths": p.stream_lengths},
+                       "stream_lengths": p.stream_lengths, "train_dataset": datasets[0]},
                       "Latency, memory and streaming inference"))
     steps.append(Step("05_results.ipynb", "05_results", {**common, "datasets": ",".join(datasets)},
                       "Results: the paper's tables beside ours"))
