@@ -91,7 +91,7 @@ def flatten_run(rec: dict[str, Any]) -> dict[str, Any]:
     tc = cfg.get("train_config") or {}
     return {
         "model": cfg.get("model"), "dataset": cfg.get("dataset"), "profile": cfg.get("profile"),
-        "seed": cfg.get("seed"), **{k: test.get(k) for k in METRIC_COLS},
+        "seed": cfg.get("seed"), "overrides": json.dumps(cfg.get("overrides") or {}, sort_keys=True), **{k: test.get(k) for k in METRIC_COLS},
         "valid_ndcg@10": valid.get("ndcg@10"), "valid_hr@10": valid.get("hr@10"),
         "best_epoch": met.get("best_epoch"), "epochs_run": met.get("epochs_run"),
         "sec_per_epoch": met.get("seconds_per_epoch"),

@@ -32,17 +32,34 @@ TARGETS: dict[str, dict[str, float]] = {  # issue 4, section 6
 }
 
 
+def choose_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """Where a model was run in several configurations (different --set overrides), keep the one with the best
+    mean VALIDATION NDCG@10 (the test split plays no part in the choice); `variants` lists every candidate."""
+    if runs.empty:
+        return runs
+    runs = runs.assign(overrides=runs["overrides"] if "overrides" in runs else "{}")
+    kept = []
+    for _, g in runs.groupby(["dataset", "model"], sort=False):
+        means = g.groupby("overrides")["valid_ndcg@10"].mean().sort_values(ascending=False)
+        desc = "; ".join(f"{o} valid ndcg@10 {v:.4f}" for o, v in means.items())
+        kept.append(g[g["overrides"] == means.index[0]].assign(variants=desc))
+    return pd.concat(kept, ignore_index=True)
+
+
 def reproduction_table(runs: pd.DataFrame, dataset: str, models=tuple(TARGETS)) -> pd.DataFrame:
     """Per model: our test metrics (mean over seeds), the paper's row, the target and the gap, best epoch,
-    epochs run, seconds per epoch, validation NDCG@10, parameters. runs: reporting.collect_runs(...)."""
+    epochs run, seconds per epoch, validation NDCG@10, parameters. runs: reporting.collect_runs(...); where a
+    model has several configurations the validation picks one (choose_variants)."""
     p = paper.table(dataset).set_index("model")
+    runs = choose_variants(runs)
     rows = []
     for model in models:
         g = runs[(runs["dataset"] == dataset) & (runs["model"] == model)] if not runs.empty else runs
         if g.empty:
             continue
         name = paper.MODEL_TO_PAPER.get(model, model)
-        r: dict = {"model": model, "paper_name": name, "seeds": int(g["seed"].nunique())}
+        r: dict = {"model": model, "paper_name": name, "seeds": int(g["seed"].nunique()),
+                   "overrides": g["overrides"].iloc[0], "variants": g["variants"].iloc[0]}
         for m in METRICS:
             r[m] = float(g[m].mean())
         for m in METRICS:
@@ -90,7 +107,7 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path) -> tuple[
     csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
     atomic_write_text(csv_path, table.to_csv(index=False))
     proto = runs[runs["dataset"] == dataset]["protocol"].iloc[0]
-    short = table[["model", "seeds", *METRICS, *(f"paper_{m}" for m in METRICS), *(f"gap_{m}" for m in METRICS),
+    short = table[["model", "overrides", "seeds", *METRICS, *(f"paper_{m}" for m in METRICS), *(f"gap_{m}" for m in METRICS),
                    "targets_met", "valid_ndcg@10", "best_epoch", "epochs_run", "sec_per_epoch", "params",
                    "params_wo_emb"]]
     env = environment_info()
@@ -98,7 +115,8 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path) -> tuple[
           f"Test metrics with the best-validation checkpoint, scored once. Protocol: {proto}.",
           "gap = ours - target (targets: the paper's row; SASRec: HR@10 0.30). sec_per_epoch = mean training "
           "seconds per epoch as logged by each run (validation excluded).", "",
-          to_markdown(short), "", "Runs:", *_run_notes(table), "",
+          to_markdown(short), "", "Configurations compared on validation (the row above uses the best):",
+          *(f"- {m}: {v}" for m, v in zip(table["model"], table["variants"])), "", "Runs:", *_run_notes(table), "",
           f"Written by `python -m ssmrec_lib report` at git {env['git_sha']} from the run folders above "
           f"(runs trained at git {', '.join(sorted(set(table['git_sha'].astype(str))))}; kernel paths: "
           f"{'; '.join(sorted(set(table['kernel'].astype(str))))})."]

@@ -29,3 +29,12 @@ def test_table_means_seeds_and_measures_the_gap_to_the_target():
     assert not reproduction_table(runs, "ml-1m").set_index("model").loc["mamba2rec", "targets_met"]
     s = t.loc["sasrec"]  # SASRec's target is HR@10 only
     assert s["targets_met"] and s["gap_hr@10"] == pytest.approx(0.01) and pd.isna(s["gap_ndcg@10"])
+
+
+def test_a_model_run_in_two_configurations_is_chosen_on_validation_not_test():
+    a = {**_run("mamba4rec", 0, 0.30, 0.17, 0.13), "overrides": "{}", "valid_ndcg@10": 0.16}
+    b = {**_run("mamba4rec", 0, 0.32, 0.18, 0.14), "overrides": '{"dt_init": "mamba"}', "valid_ndcg@10": 0.15}
+    t = reproduction_table(pd.DataFrame([a, b]), "ml-1m").set_index("model")
+    assert t.loc["mamba4rec", "overrides"] == "{}"  # better validation, although its test numbers are lower
+    assert t.loc["mamba4rec", "hr@10"] == pytest.approx(0.30) and t.loc["mamba4rec", "seeds"] == 1
+    assert "dt_init" in t.loc["mamba4rec", "variants"]
