@@ -56,6 +56,7 @@ class TrainConfig:
     max_len: int = 200  # items of history the model reads (the paper: 200 on ML-1M)
     objective: Literal["auto", "next_item", "last_item", "cloze"] = "auto"  # auto: causal->next_item, bidir->cloze
     prefixes_per_user: int = 0  # last_item only: prefixes sampled per user per epoch; 0 = all (RecBole)
+    windows: Literal["last", "all"] = "last"  # next_item only: the last max_len + 1 items per user, or every target
     mask_prob: float = 0.2  # cloze only
     mask_last_prob: float = 0.5  # cloze only: extra chance to mask the last item (the next-item situation)
     eval_batch_size: int = 512
@@ -191,8 +192,11 @@ class Trainer:
         if path is None or not path.exists():
             return None
         ck = torch.load(path, map_location=self.device, weights_only=False)
-        saved = {k: v for k, v in ck["train_config"].items() if k not in ("progress", "device", "num_threads")}
-        now = {k: v for k, v in to_dict(self.cfg).items() if k not in ("progress", "device", "num_threads")}
+        skip = ("progress", "device", "num_threads")
+        defaults = to_dict(TrainConfig())  # a field added after the checkpoint was written counts as its default
+        saved = {**{k: v for k, v in defaults.items() if k not in skip},
+                 **{k: v for k, v in ck["train_config"].items() if k not in skip}}
+        now = {k: v for k, v in to_dict(self.cfg).items() if k not in skip}
         if saved != now:
             diff = sorted(k for k in now if saved.get(k) != now[k])
             raise UserError(f"{path} was written with a different training config (differs in {diff}); "
@@ -258,7 +262,7 @@ class Trainer:
                                  "train_seconds": []})
         obj = make_objective(self.objective_name, self.split.train, cfg.max_len,
                              prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
-                             mask_last_prob=cfg.mask_last_prob)
+                             mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
         n_batches = len(self.epoch_batches(obj, 0))
         params = [p for p in model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam

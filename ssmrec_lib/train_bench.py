@@ -74,7 +74,7 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
         valid_s = records[-1]["eval_seconds"] if records else float("nan")
         obj = make_objective(trainer.objective_name, split.train, cfg.max_len,
                              prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
-                             mask_last_prob=cfg.mask_last_prob)
+                             mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
         n_batches = -(-len(obj.epoch_samples(np.random.default_rng([seed, 0]))) // cfg.batch_size)
         gaps = np.diff(stamps)[max(0, warmup - 1):] if len(stamps) > warmup else np.diff(stamps)
         sec_batch = float(np.median(gaps)) if len(gaps) else float("nan")
