@@ -22,9 +22,33 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 namespace {
+
+// Scratch buffers aligned to 64 bytes: with -ffast-math the vectorised reductions (dot products over N) may be
+// reassociated, and how the compiler peels a loop to reach an aligned address depends on the buffer's address.
+// With std::allocator (16-byte alignment) two calls on the same inputs could then round differently (a 1-in-40
+// "backward is not reentrant" in gradcheck). A fixed alignment makes every call take the same path.
+template <typename T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <typename U> Aligned64(const Aligned64<U>&) {}
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+    void* p = std::aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  template <typename U> bool operator==(const Aligned64<U>&) const { return true; }
+  template <typename U> bool operator!=(const Aligned64<U>&) const { return false; }
+};
+template <typename T>
+using AVec = std::vector<T, Aligned64<T>>;
 
 // ---- per-channel passes over time (contiguous in t, vectorised by the compiler) ----
 
@@ -90,7 +114,7 @@ void fwd_kernel(const T* __restrict u, const T* __restrict delta, const T* __res
                 const T* __restrict Ct, const T* Dskip, const T* z, const T* dbias, bool use_softplus,
                 T* __restrict y, T* __restrict last, int64_t Bsz, int64_t Dm, int64_t L, int64_t N) {
   at::parallel_for(0, Bsz * Dm, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> h0(N), h1(N), dts(L);  // ping-pong state buffers: h_{t-1} and h_t never alias
+    AVec<T> h0(N), h1(N), dts(L);  // ping-pong state buffers: h_{t-1} and h_t never alias
     for (int64_t bd = begin; bd < end; ++bd) {
       const int64_t b = bd / Dm, d = bd % Dm;
       const T* ub = u + bd * L;
@@ -129,7 +153,7 @@ void bwd_kernel(const T* __restrict dy, const T* dlast, const T* __restrict u, c
   // task k = (batch row b, channel chunk c); chunk c accumulates dB, dC into its own slice of dBt / dCt
   // (shape (nchunk, Bsz, L, N)), so no two tasks write the same memory.
   at::parallel_for(0, Bsz * nchunk, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> H((L + 1) * N), Ab(L * N), dts(L), outs(L), douts(L), g(N), dA_loc(N);
+    AVec<T> H((L + 1) * N), Ab(L * N), dts(L), outs(L), douts(L), g(N), dA_loc(N);
     T* __restrict Hp = H.data();
     T* __restrict Abp = Ab.data();
     T* __restrict gp = g.data();

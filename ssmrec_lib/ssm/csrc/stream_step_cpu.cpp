@@ -20,6 +20,8 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 namespace {
@@ -34,6 +36,24 @@ enum LayerField {
   IN_W, IN_B, CONV_W, CONV_B, XPROJ_W, DTPROJ_W, DT_B, A, D, NORM_W, OUT_W, OUT_B,
   LN_W, LN_B, FF_W1, FF_B1, FF_W2, FF_B2, FF_LN_W, FF_LN_B, IN_ROWS
 };
+
+// 64-byte aligned scratch, so -ffast-math's vectorised reductions take the same path on every call (see the
+// same allocator in selective_scan_cpu.cpp): identical inputs give bit-identical outputs.
+template <typename T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <typename U> Aligned64(const Aligned64<U>&) {}
+  T* allocate(std::size_t n) {
+    void* p = std::aligned_alloc(64, ((n * sizeof(T) + 63) / 64) * 64 + 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  template <typename U> bool operator==(const Aligned64<U>&) const { return true; }
+  template <typename U> bool operator!=(const Aligned64<U>&) const { return false; }
+};
+using FVec = std::vector<float, Aligned64<float>>;
 
 inline float silu(float v) { return v / (1.f + std::exp(-v)); }
 inline float softplus(float v) { return v > 20.f ? v : std::log1p(std::exp(v)); }
@@ -77,7 +97,7 @@ inline void conv_step(const float* in, const float* old_w, float* new_w, const f
 
 // Mamba block for one user. u (d,) -> out (d,); conv (E, K), state (E, N) old -> new
 void mamba_block(const float* flat, const int64_t* L, const float* u, const float* conv_old, float* conv_new,
-                 const float* h_old, float* h_new, float* out, int64_t d, std::vector<float>& buf) {
+                 const float* h_old, float* h_new, float* out, int64_t d, FVec& buf) {
   const int64_t E_ = L[E], N_ = L[N], R_ = L[R], K_ = L[K];
   buf.resize(2 * E_ + E_ + (R_ + 2 * N_) + E_ + E_);
   float* xz = buf.data();            // (2E)
@@ -112,7 +132,7 @@ void mamba_block(const float* flat, const int64_t* L, const float* u, const floa
 
 // Mamba2 block for one user. conv (conv_dim, K), state (H, P, N)
 void mamba2_block(const float* flat, const int64_t* L, const float* u, const float* conv_old, float* conv_new,
-                  const float* h_old, float* h_new, float* out, int64_t d, std::vector<float>& buf) {
+                  const float* h_old, float* h_new, float* out, int64_t d, FVec& buf) {
   const int64_t E_ = L[E], N_ = L[N], K_ = L[K], H_ = L[H], P_ = L[P], G_ = L[G], CD = L[CONV_DIM];
   const int64_t rows = L[IN_ROWS];  // 2E + 2GN + H
   buf.resize(rows + CD + E_);
@@ -200,7 +220,7 @@ std::vector<torch::Tensor> model_step(torch::Tensor items, torch::Tensor flat_t,
   }
   float* hp = h.data_ptr<float>();
   auto body = [&](int64_t b0, int64_t b1) {
-    std::vector<float> u(d), v(d), a(d), f(d_ff), o(d), buf;
+    FVec u(d), v(d), a(d), f(d_ff), o(d), buf;
     for (int64_t b = b0; b < b1; ++b) {
       layer_norm(flat + off_emb + it[b] * d, flat + off_ln_w, flat + off_ln_b, u.data(), d, 1e-5f);
       for (int64_t l = 0; l < n_layers; ++l) {
