@@ -119,7 +119,7 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path) -> tuple[
           *(f"- {m}: {v}" for m, v in zip(table["model"], table["variants"])), "", "Runs:", *_run_notes(table), "",
           f"Written by `python -m ssmrec_lib report` at git {env['git_sha']} from the run folders above "
           f"(runs trained at git {', '.join(sorted(set(table['git_sha'].astype(str))))}; kernel paths: "
-          f"{'; '.join(sorted(set(table['kernel'].astype(str))))})."]
+          f"{'; '.join(sorted(set(k for k in table['kernel'].astype(str) if k)))})."]
     atomic_write_text(md_path, "\n".join(md) + "\n")
     fig_path = None
     logs = {m: load_log(d.split(";")[0]) for m, d in zip(table["model"], table["run_dir"])}

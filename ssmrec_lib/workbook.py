@@ -213,14 +213,18 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
                  only: list[str] | None = None) -> list[Step]:
     out_dir = Path(out_root) / profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps = plan(profile, datasets, models, out_dir.resolve(), data_dir, force)
-    if only:
-        steps = [s for s in steps if any(s.output.startswith(o) for o in only)]
+    planned = plan(profile, datasets, models, out_dir.resolve(), data_dir, force)
+    steps = planned
+    if only:  # the index still links the other steps' reports from an earlier run, marked as such
+        steps = [s for s in planned if any(s.output.startswith(o) for o in only)]
+        for s in planned:
+            if s not in steps and (out_dir / f"{s.output}.html").exists():
+                s.status, s.files = "earlier run", [f"{s.output}.html"]
     for i, step in enumerate(steps, 1):
         print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
         execute(step, out_dir)
         print(f"[{i}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s", flush=True)
-        write_index(out_dir, profile, steps)
+        write_index(out_dir, profile, planned)
         if step.status == "failed":
             raise UserError(f"notebook {step.notebook} failed ({step.error}); partial output kept in "
                             f"{out_dir / (step.output + '.ipynb')} and its .html")
