@@ -44,6 +44,11 @@ def bench_streaming(models: list[str], lengths: list[int], n_items: int = ML1M_I
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     rows = []
     max_len = max(lengths) + 4 * repeats + 4
+    from .ssm import cpu_ext, fused_step
+
+    if dev.type == "cpu":  # build (or load) the C++ kernels before anything is timed
+        cpu_ext.available()
+        fused_step.available()
     for name in models:
         torch.manual_seed(seed)
         overrides = {"positions": "left"} if name == "sasrec" else None
@@ -76,6 +81,7 @@ def bench_streaming(models: list[str], lengths: list[int], n_items: int = ML1M_I
                 rows.append({**row, "reencode_ms": np.nan, "status": "re-encode over budget"})
                 continue
             full = hist[:, : L + 1]
+            model.score(streaming.reencode(model, full))  # warm-up (first use may build a C++ kernel)
             sync()
             t0 = time.perf_counter()
             model.score(streaming.reencode(model, full))
