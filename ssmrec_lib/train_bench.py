@@ -2,8 +2,10 @@
 seconds per epoch, validation seconds and peak memory, with a profile's settings (default: `full` on ML-1M).
 
 For each model the real Trainer runs `steps` training batches of the profile's epoch (after `warmup` batches
-that are not timed), then one full validation pass. Seconds per epoch = median seconds per batch x batches per
-epoch, so the figure does not need a whole epoch; `--steps 0` runs a whole epoch instead. Peak memory: CPU = the
+that are not timed), then one full validation pass. Seconds per epoch = MEAN seconds per timed batch x batches per
+epoch: the epoch's batches come in random order and differ in padded width (length buckets), so the first batches
+are a random sample and their mean is an unbiased estimate (a median would not be: short batches are cheap and
+common); the more `steps`, the tighter it is. `--steps 0` times a whole epoch instead. Peak memory: CPU = the
 process RSS peak above the level before the model was built (ssmrec_lib.memory.PeakRSS, malloc thresholds
 pinned so freed blocks go back), CUDA = torch.cuda.max_memory_allocated. One process runs every model, so the
 figures compare side by side (the first model is run once untimed first, so one-time allocations of the process
@@ -77,7 +79,7 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
                              mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
         n_batches = -(-len(obj.epoch_samples(np.random.default_rng([seed, 0]))) // cfg.batch_size)
         gaps = np.diff(stamps)[max(0, warmup - 1):] if len(stamps) > warmup else np.diff(stamps)
-        sec_batch = float(np.median(gaps)) if len(gaps) else float("nan")
+        sec_batch = float(np.mean(gaps)) if len(gaps) else float("nan")
         peak = (torch.cuda.max_memory_allocated(trainer.device) if trainer.device.type == "cuda" else rss.peak)
         row = {"model": name, "dataset": dataset, "profile": profile, "objective": trainer.objective_name,
                "batch_size": cfg.batch_size, "max_len": cfg.max_len, "bf16": cfg.bf16,
