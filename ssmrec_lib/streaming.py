@@ -87,23 +87,33 @@ def _kv_step(model, item_t: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor,
     return (model.norm(x) if model.config.norm_first else x), cache
 
 
-def _weights_version(model) -> tuple:
-    return tuple((p.data_ptr(), p._version) for p in model.parameters())
-
-
 def fused_stepper(model):
     """The model's packed C++ step (ssm/fused_step.py), cached on the model and rebuilt when its weights change
-    (in-place updates bump the tensors' version counters); None when it does not apply or does not build."""
+    in place (optimiser steps and load_state_dict bump the tensors' version counters; assigning a new Parameter
+    object is not seen: call `forget_fused(model)` after doing that). None when it does not apply or does not
+    build. The check costs a few microseconds: the parameter list is cached with the packed weights."""
     from .ssm import fused_step
 
-    if model.training or not fused_step.supports(model) or not fused_step.available():
+    if model.training:
         return None
-    key = _weights_version(model)
     cached = getattr(model, "_ssmrec_fused_step", None)
-    if cached is None or cached[0] != key:
-        cached = (key, fused_step.FusedStep(model))
-        object.__setattr__(model, "_ssmrec_fused_step", cached)  # plain attribute, not a submodule or buffer
-    return cached[1]
+    if cached is not None:
+        params, key, stepper = cached
+        if (params[0].data_ptr(), *(p._version for p in params)) == key:  # .to() / .double() move the storage
+            return stepper
+    params = list(model.parameters())
+    ok = fused_step.supports(model) and fused_step.available()
+    stepper = fused_step.FusedStep(model) if ok else None
+    # a plain attribute (not a submodule or buffer), so state_dict and .to() ignore it
+    key = (params[0].data_ptr(), *(p._version for p in params))
+    object.__setattr__(model, "_ssmrec_fused_step", (params, key, stepper))
+    return stepper
+
+
+def forget_fused(model) -> None:
+    """Drop the cached fused step (after replacing Parameter objects or moving the model to another device)."""
+    if hasattr(model, "_ssmrec_fused_step"):
+        object.__delattr__(model, "_ssmrec_fused_step")
 
 
 @torch.no_grad()
@@ -172,5 +182,5 @@ def check_equal(model: SequentialModel, history: torch.Tensor, k: int = 3, atol:
     return worst
 
 
-__all__ = ["KVCache", "NotStreamable", "check_equal", "fused_stepper", "kind", "prefill", "reencode", "state_bytes",
+__all__ = ["KVCache", "NotStreamable", "check_equal", "forget_fused", "fused_stepper", "kind", "prefill", "reencode", "state_bytes",
            "update"]

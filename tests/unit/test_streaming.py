@@ -110,3 +110,16 @@ def test_fused_step_refuses_models_it_does_not_cover():
         streaming.update(build_model("gru4rec", n_items=10, max_len=8).eval(),
                          build_model("gru4rec", n_items=10, max_len=8).allocate_inference_state(1),
                          torch.tensor([1]), fused=True)
+
+
+def test_fused_step_is_dropped_when_the_model_changes_dtype():
+    from ssmrec_lib.ssm import fused_step
+
+    if not fused_step.available():
+        pytest.skip(fused_step.unavailable_reason())
+    model = build_model("mamba4rec", n_items=20, max_len=16).eval()
+    assert streaming.fused_stepper(model) is not None
+    model.double()  # new storage: the float32 packed weights no longer apply
+    assert streaming.fused_stepper(model) is None
+    model.float()
+    assert streaming.fused_stepper(model) is not None
