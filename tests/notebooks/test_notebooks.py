@@ -43,7 +43,8 @@ def test_every_planned_parameter_is_declared_in_its_notebook(tmp_path):
 
 def test_llm_models_train_through_03_after_the_sequence_models(tmp_path):
     for name, profile in PROFILES.items():
-        assert set(profile.llm_models) == {"gpt4rec", "mamrec", "llamarec"}, name
+        want = {"gpt4rec"} if name == "quick" else {"gpt4rec", "mamrec", "llamarec"}  # quick: time budget
+        assert set(profile.llm_models) == want, name
         steps = plan(name, None, None, tmp_path, None, False)
         trained = [s.parameters["model"] for s in steps if s.notebook == "03_train.ipynb"]
         assert set(trained) == set(profile.models) | set(profile.llm_models)
