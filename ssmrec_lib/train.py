@@ -224,6 +224,13 @@ class Trainer:
             tmp.write_text("".join(ln + "\n" for ln in lines))
 
     # --- the loop -------------------------------------------------------------------------------------------------
+    def make_objective(self):
+        """The training objective this config asks for (objectives.make_objective)."""
+        cfg = self.cfg
+        return make_objective(self.objective_name, self.split.train, cfg.max_len,
+                              prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
+                              mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
+
     def epoch_batches(self, obj, epoch: int) -> list[np.ndarray]:
         """This epoch's batches of sample ids: a function of (seed, epoch) only (see the module docstring)."""
         cfg = self.cfg
@@ -260,9 +267,7 @@ class Trainer:
             model.fit(self.split.train)
             return self._finish({"epoch": 0, "best_epoch": 0, "best_valid": self.evaluate("valid"), "stopped": False,
                                  "train_seconds": []})
-        obj = make_objective(self.objective_name, self.split.train, cfg.max_len,
-                             prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
-                             mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
+        obj = self.make_objective()
         n_batches = len(self.epoch_batches(obj, 0))
         params = [p for p in model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam

@@ -36,12 +36,12 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
                    warmup: int = 3, overrides: dict | None = None, data_dir: str | None = None, seed: int = 0,
                    log=print) -> pd.DataFrame:
     """-> one row per model: sec_per_batch, batches_per_epoch, sec_per_epoch, valid_seconds, peak_mem_mb, ..."""
-    from .config import from_dict, to_dict
-    from .models.registry import build_model, make_model_config
-    from .objectives import make_objective
-    from .profiles import profile_overrides
-    from .train import Trainer, TrainConfig
-    from .train_cli import _kernel_info, load_data, route_overrides
+    from dataclasses import replace
+
+    from .config import to_dict
+    from .models.registry import build_model
+    from .train import Trainer
+    from .train_cli import _kernel_info, load_data, resolve_configs
     from .utils import seed_everything
 
     pin_malloc_thresholds()
@@ -49,11 +49,8 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
     split = data.split()
     rows = []
     for i, name in enumerate([models[0], *models] if models else []):  # the first pass pays one-time costs, unlogged
-        user_train, user_model = route_overrides(name, dict(overrides or {}))
-        prof_train, prof_model = profile_overrides(profile, name, dataset)
-        cfg = from_dict(TrainConfig, {**prof_train, **user_train, "seed": seed, "epochs": 1, "progress": False,
-                                      "max_batches_per_epoch": (warmup + steps) if steps else 0})
-        model_cfg = make_model_config(name, {**prof_model, **user_model})
+        cfg, model_cfg = resolve_configs(name, dataset, profile, seed, overrides or {})
+        cfg = replace(cfg, epochs=1, progress=False, max_batches_per_epoch=(warmup + steps) if steps else 0)
         malloc_trim()
         seed_everything(seed)
         stamps: list[float] = []
@@ -74,10 +71,8 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
             trainer.fit()  # the timed batches, one validation pass (timed by the trainer), then test once
             total = time.perf_counter() - t0
         valid_s = records[-1]["eval_seconds"] if records else float("nan")
-        obj = make_objective(trainer.objective_name, split.train, cfg.max_len,
-                             prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
-                             mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
-        n_batches = -(-len(obj.epoch_samples(np.random.default_rng([seed, 0]))) // cfg.batch_size)
+        n_samples = len(trainer.make_objective().epoch_samples(np.random.default_rng([seed, 0])))
+        n_batches = -(-n_samples // cfg.batch_size)  # the whole epoch, not the timed slice
         gaps = np.diff(stamps)[max(0, warmup - 1):] if len(stamps) > warmup else np.diff(stamps)
         sec_batch = float(np.mean(gaps)) if len(gaps) else float("nan")
         peak = (torch.cuda.max_memory_allocated(trainer.device) if trainer.device.type == "cuda" else rss.peak)

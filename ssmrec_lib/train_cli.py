@@ -96,6 +96,19 @@ def _kernel_info(model_cfg, device) -> dict[str, Any]:
             "available": kernels.describe()}
 
 
+def resolve_configs(model: str, dataset: str, profile: str, seed: int, overrides: dict[str, Any]):
+    """-> (TrainConfig, model config): the profile's settings for (model, dataset), then the --set overrides."""
+    from .models.registry import make_model_config
+    from .train import TrainConfig
+
+    user_train, user_model = route_overrides(model, dict(overrides))
+    if "seed" in user_train and int(user_train["seed"]) != seed:
+        raise ConfigError("give the seed with --seed, not --set seed=")
+    prof_train, prof_model = profile_overrides(profile, model, dataset)
+    cfg = from_dict(TrainConfig, {**prof_train, **user_train, "seed": seed})
+    return cfg, make_model_config(model, {**prof_model, **user_model})
+
+
 def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int = 0,
                    overrides: dict[str, Any] | None = None, data_dir: str | None = None, out: str = DEFAULT_OUT,
                    force: bool = False, hooks=None, data=None) -> dict[str, Any]:
@@ -103,17 +116,12 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
 
     `data` (SequenceData) skips loading (notebooks, tests); `hooks` go to the Trainer.
     """
-    from .models.registry import build_model, make_model_config
-    from .train import Trainer, TrainConfig
+    from .models.registry import build_model
+    from .train import Trainer
     from .utils import atomic_write_json, environment_info, seed_everything
 
     overrides = dict(overrides or {})
-    user_train, user_model = route_overrides(model, overrides)
-    if "seed" in user_train and int(user_train["seed"]) != seed:
-        raise ConfigError("give the seed with --seed, not --set seed=")
-    prof_train, prof_model = profile_overrides(profile, model, dataset)
-    cfg = from_dict(TrainConfig, {**prof_train, **user_train, "seed": seed})
-    model_cfg = make_model_config(model, {**prof_model, **user_model})
+    cfg, model_cfg = resolve_configs(model, dataset, profile, seed, overrides)
     run_id = make_run_id(model, dataset, profile, seed, overrides)
     run_dir = Path(out) / run_id
     if force and run_dir.exists():
