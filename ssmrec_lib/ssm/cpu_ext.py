@@ -57,7 +57,9 @@ def _cpu_model() -> str:
 
 def _build_name(source: Path = SOURCE, prefix: str = "ssmrec_scan_cpu") -> str:
     h = hashlib.sha256()
-    for part in (source.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), torch.__version__.encode(),
+    headers = sorted(source.parent.glob("*.h"))  # a changed shared header rebuilds every kernel that may include it
+    for part in (source.read_bytes(), *(p.read_bytes() for p in headers), " ".join(CFLAGS + LDFLAGS).encode(),
+                 torch.__version__.encode(),
                  _cpu_model().encode(), platform.machine().encode()):
         h.update(part)
     return f"{prefix}_{h.hexdigest()[:12]}"

@@ -22,33 +22,13 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <new>
 #include <vector>
+
+#include "aligned_alloc.h"
 
 namespace {
 
-// Scratch buffers aligned to 64 bytes: with -ffast-math the vectorised reductions (dot products over N) may be
-// reassociated, and how the compiler peels a loop to reach an aligned address depends on the buffer's address.
-// With std::allocator (16-byte alignment) two calls on the same inputs could then round differently (a 1-in-40
-// "backward is not reentrant" in gradcheck). A fixed alignment makes every call take the same path.
-template <typename T>
-struct Aligned64 {
-  using value_type = T;
-  Aligned64() = default;
-  template <typename U> Aligned64(const Aligned64<U>&) {}
-  T* allocate(std::size_t n) {
-    const std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, std::size_t) { std::free(p); }
-  template <typename U> bool operator==(const Aligned64<U>&) const { return true; }
-  template <typename U> bool operator!=(const Aligned64<U>&) const { return false; }
-};
-template <typename T>
-using AVec = std::vector<T, Aligned64<T>>;
+using ssmrec::AVec;  // 64-byte aligned scratch: bit-reproducible fast-math reductions (aligned_alloc.h)
 
 // ---- per-channel passes over time (contiguous in t, vectorised by the compiler) ----
 

@@ -20,9 +20,9 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <new>
 #include <vector>
+
+#include "aligned_alloc.h"
 
 namespace {
 
@@ -37,23 +37,7 @@ enum LayerField {
   LN_W, LN_B, FF_W1, FF_B1, FF_W2, FF_B2, FF_LN_W, FF_LN_B, IN_ROWS
 };
 
-// 64-byte aligned scratch, so -ffast-math's vectorised reductions take the same path on every call (see the
-// same allocator in selective_scan_cpu.cpp): identical inputs give bit-identical outputs.
-template <typename T>
-struct Aligned64 {
-  using value_type = T;
-  Aligned64() = default;
-  template <typename U> Aligned64(const Aligned64<U>&) {}
-  T* allocate(std::size_t n) {
-    void* p = std::aligned_alloc(64, ((n * sizeof(T) + 63) / 64) * 64 + 64);
-    if (!p) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, std::size_t) { std::free(p); }
-  template <typename U> bool operator==(const Aligned64<U>&) const { return true; }
-  template <typename U> bool operator!=(const Aligned64<U>&) const { return false; }
-};
-using FVec = std::vector<float, Aligned64<float>>;
+using FVec = ssmrec::AVec<float>;  // 64-byte aligned scratch: bit-reproducible outputs (aligned_alloc.h)
 
 inline float silu(float v) { return v / (1.f + std::exp(-v)); }
 inline float softplus(float v) { return v > 20.f ? v : std::log1p(std::exp(v)); }
