@@ -159,19 +159,41 @@ PAPER_BACKBONES = {"GPT4Rec": "GPT-2 (117M, pretrained)", "MamRec": "Mamba-130M 
                    "LlamaRec": "Llama-2-7B (pretrained, LoRA)"}
 
 
+def choose_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """Where a model was run in several configurations (different --set overrides), keep the one with the best
+    mean VALIDATION NDCG@10 (the test split plays no part in the choice), averaged over the seeds that every
+    configuration has (so a configuration run with more seeds is not judged on other seeds); `variants` lists
+    every candidate with its seeds."""
+    if runs.empty:
+        return runs
+    runs = runs.assign(overrides=runs["overrides"] if "overrides" in runs else "{}")
+    kept = []
+    for _, g in runs.groupby(["dataset", "model"], sort=False):
+        seeds = g.groupby("overrides")["seed"].apply(set)
+        common = set.intersection(*seeds)
+        basis = g[g["seed"].isin(common)] if common else g
+        means = basis.groupby("overrides")["valid_ndcg@10"].mean().sort_values(ascending=False)
+        on = f"seed {', '.join(map(str, sorted(common)))}" if common else "all seeds (no seed in common)"
+        desc = f"chosen on {on}: " + "; ".join(
+            f"{o} valid ndcg@10 {v:.4f} (seeds run: {', '.join(map(str, sorted(seeds[o])))})" for o, v in means.items())
+        kept.append(g[g["overrides"] == means.index[0]].assign(variants=desc))
+    return pd.concat(kept, ignore_index=True)
+
+
 def beside_paper(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Our mean test metrics per model next to the paper's row for the same model (paper rows labelled).
 
     A `backbone` column is added when any row has one (LLM models): our label ('gpt2-tiny (... params, NOT
-    pretrained)') beside the language model the paper used, so the two are never confused."""
-    ours = df[df["dataset"] == dataset]
+    pretrained)') beside the language model the paper used, so the two are never confused. Where a model was run
+    in several configurations, validation picks one (choose_variants) and `overrides` names it."""
+    ours = choose_variants(df[df["dataset"] == dataset])
     p = paper.table(dataset).set_index("model")
     with_backbone = "backbone" in ours and ours["backbone"].notna().any()
     rows = []
     for model, g in ours.groupby("model"):
         name = paper.MODEL_TO_PAPER.get(model, model)
         n = g["seed"].nunique()
-        r = {"model": model, "source": f"ours ({n} seed{'s' if n > 1 else ''})"}
+        r = {"model": model, "source": f"ours ({n} seed{'s' if n > 1 else ''})", "overrides": g["overrides"].iloc[0]}
         for m in ("hr@10", "ndcg@10", "mrr@10"):
             r[m] = g[m].mean()
         r["params"] = g["params"].iloc[0]

@@ -38,3 +38,28 @@ def test_a_model_run_in_two_configurations_is_chosen_on_validation_not_test():
     assert t.loc["mamba4rec", "overrides"] == "{}"  # better validation, although its test numbers are lower
     assert t.loc["mamba4rec", "hr@10"] == pytest.approx(0.30) and t.loc["mamba4rec", "seeds"] == 1
     assert "dt_init" in t.loc["mamba4rec", "variants"]
+
+
+def test_configurations_are_compared_on_the_seeds_they_share_and_seeds_give_a_standard_deviation():
+    # A: seeds 0, 1, 2; B: seed 0 only. On seed 0, B validates better; A's other seeds validate higher still and
+    # must not tip the choice, since B never ran them.
+    a = [{**_run("sasrec", s, 0.30 + 0.01 * s, 0.17, 0.13), "overrides": '{"lr": "2e-3"}',
+          "valid_ndcg@10": v, "best_epoch": 20 + s} for s, v in ((0, 0.15), (1, 0.19), (2, 0.19))]
+    b = {**_run("sasrec", 0, 0.28, 0.16, 0.12), "overrides": "{}", "valid_ndcg@10": 0.16}
+    t = reproduction_table(pd.DataFrame([*a, b]), "ml-1m").set_index("model")
+    assert t.loc["sasrec", "overrides"] == "{}" and t.loc["sasrec", "seeds"] == 1
+    assert "chosen on seed 0" in t.loc["sasrec", "variants"] and pd.isna(t.loc["sasrec", "sd_hr@10"])
+    t = reproduction_table(pd.DataFrame(a), "ml-1m").set_index("model")  # one configuration, three seeds
+    assert t.loc["sasrec", "seeds"] == 3 and t.loc["sasrec", "hr@10"] == pytest.approx(0.31)
+    assert t.loc["sasrec", "sd_hr@10"] == pytest.approx(0.01) and t.loc["sasrec", "best_epochs"] == "20, 21, 22"
+
+
+def test_the_results_notebook_table_shows_one_configuration_per_model_not_an_average_of_all():
+    from ssmrec_lib.reporting import beside_paper
+
+    a = {**_run("mamba4rec", 0, 0.30, 0.17, 0.13), "overrides": "{}", "valid_ndcg@10": 0.16}
+    b = {**_run("mamba4rec", 0, 0.20, 0.10, 0.08), "overrides": '{"lr": "1e-2"}', "valid_ndcg@10": 0.11}
+    t = beside_paper(pd.DataFrame([a, b]), "ml-1m")
+    ours = t[t["source"].str.startswith("ours")].iloc[0]
+    assert ours["hr@10"] == pytest.approx(0.30) and ours["overrides"] == "{}" and "1 seed" in ours["source"]
+    assert (t["source"] == "paper").sum() == 1
