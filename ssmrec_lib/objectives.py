@@ -12,6 +12,8 @@
     cloze      masked-item CE for bidirectional models (BERT4Rec, Hydra4Rec): each real item is replaced by
                [MASK] with probability `mask_prob`, the last item additionally with `mask_last_prob` (that is
                the read-out situation), and every row gets at least one mask; CE at the masked positions only.
+               `windows`: "last" (each user's last max_len items) or "all" (disjoint windows of max_len items
+               cut from the end, so the early items of a long history can be masked too).
 Randomness: the epoch's sample order comes from the numpy Generator the trainer passes (seeded by seed and
 epoch); cloze masks from a torch Generator seeded per batch. So a resumed run repeats the same batches.
 """
@@ -91,6 +93,14 @@ class Objective:
         raise NotImplementedError  # pragma: no cover
 
 
+def cut_windows(train: Sequence[np.ndarray], users: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut each user's history from its end into windows whose exclusive ends are len, len - step, ... (> 1, so
+    every window holds at least 2 items). -> (win_user, win_end), one entry per window, newest window first."""
+    ends = [np.arange(len(train[u]), 1, -step) for u in users]
+    win_user = np.repeat(users, [len(e) for e in ends])
+    return win_user, (np.concatenate(ends) if ends else np.zeros(0, np.int64))
+
+
 class NextItemCE(Objective):
     """windows="last": one sample per user, its last max_len + 1 items (SASRec's "most recent n actions"); the
     earlier targets of a longer history are never trained on (ML-1M at max_len 200: 647,430 of 981,491).
@@ -106,9 +116,7 @@ class NextItemCE(Objective):
             raise ConfigError(f"windows must be 'last' or 'all', got {windows!r}")
         self.windows = windows
         if windows == "all":
-            ends = [np.arange(len(train[u]), 1, -self.max_len) for u in self.users]  # exclusive ends, newest first
-            self.win_user = np.repeat(self.users, [len(e) for e in ends])
-            self.win_end = np.concatenate(ends) if ends else np.zeros(0, np.int64)
+            self.win_user, self.win_end = cut_windows(train, self.users, self.max_len)
 
     def epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
         if self.windows == "last":
@@ -187,12 +195,30 @@ class ClozeCE(Objective):
     name = "cloze"
 
     def __init__(self, train: Sequence[np.ndarray], max_len: int, mask_prob: float = 0.2,
-                 mask_last_prob: float = 0.5) -> None:
+                 mask_last_prob: float = 0.5, windows: str = "last") -> None:
         super().__init__(train, max_len)
         self.mask_prob, self.mask_last_prob = float(mask_prob), float(mask_last_prob)
+        if windows not in ("last", "all"):
+            raise ConfigError(f"windows must be 'last' or 'all', got {windows!r}")
+        self.windows = windows
+        if windows == "all":  # disjoint windows of max_len items: every item can be masked, once per epoch
+            self.win_user, self.win_end = cut_windows(train, self.users, self.max_len)
+
+    def epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(self.users if self.windows == "last" else len(self.win_user))
+
+    def _sequences(self, ids: np.ndarray) -> list[np.ndarray]:
+        if self.windows == "last":
+            return [self.train[u] for u in ids]
+        return [self.train[u][max(0, e - self.max_len): e] for u, e in zip(self.win_user[ids], self.win_end[ids])]
+
+    def lengths(self, ids: np.ndarray) -> np.ndarray:
+        if self.windows == "last":
+            return super().lengths(ids)
+        return np.fromiter((len(s) for s in self._sequences(ids)), np.int64, len(ids))
 
     def batch(self, ids: np.ndarray) -> Batch:
-        seq, lens = pad_left([self.train[u] for u in ids], self.max_len)
+        seq, lens = pad_left(self._sequences(ids), self.max_len)
         return Batch(seq, lens, seq)
 
     def masked_inputs(self, model, batch: Batch, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,10 +237,11 @@ def make_objective(name: str, train: Sequence[np.ndarray], max_len: int, *, pref
                    mask_prob: float = 0.2, mask_last_prob: float = 0.5, windows: str = "last") -> Objective:
     if name == "next_item":
         return NextItemCE(train, max_len, windows)
+    if name == "cloze":
+        return ClozeCE(train, max_len, mask_prob, mask_last_prob, windows)
     if windows != "last":
-        raise ConfigError(f"windows={windows!r} applies to objective next_item only, not {name!r}")
+        raise ConfigError(f"windows={windows!r} applies to objectives next_item and cloze, not {name!r} "
+                          "(last_item already trains on every prefix)")
     if name == "last_item":
         return LastItemCE(train, max_len, prefixes_per_user)
-    if name == "cloze":
-        return ClozeCE(train, max_len, mask_prob, mask_last_prob)
     raise ConfigError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")

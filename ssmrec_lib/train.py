@@ -56,7 +56,7 @@ class TrainConfig:
     max_len: int = 200  # items of history the model reads (the paper: 200 on ML-1M)
     objective: Literal["auto", "next_item", "last_item", "cloze"] = "auto"  # auto: causal->next_item, bidir->cloze
     prefixes_per_user: int = 0  # last_item only: prefixes sampled per user per epoch; 0 = all (RecBole)
-    windows: Literal["last", "all"] = "last"  # next_item only: the last max_len + 1 items per user, or every target
+    windows: Literal["last", "all"] = "last"  # next_item / cloze: each user's last window, or all (objectives.py)
     mask_prob: float = 0.2  # cloze only
     mask_last_prob: float = 0.5  # cloze only: extra chance to mask the last item (the next-item situation)
     eval_batch_size: int = 512
