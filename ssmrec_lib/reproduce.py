@@ -98,7 +98,7 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path) -> tuple[
     short = table[["model", "overrides", "seeds", *METRICS, *(f"sd_{m}" for m in METRICS),
                    *(f"paper_{m}" for m in METRICS), *(f"gap_{m}" for m in METRICS),
                    "targets_met", "valid_ndcg@10", "best_epochs", "epochs_run", "sec_per_epoch", "params",
-                   "params_wo_emb"]]
+                   "params_wo_emb"]].assign(sec_per_epoch=lambda d: d["sec_per_epoch"].map("{:.1f}".format))
     env = environment_info()
     md = [f"# Reproduction of the paper's Table 3 on {dataset}", "",
           f"Test metrics with the best-validation checkpoint, scored once. Protocol: {proto}.",
