@@ -64,7 +64,10 @@ reproduce-ml1m: install
 #   the full profile as it is (64 users per step, lr 3e-3, 50 epochs, the last 201 items of each history);
 #   the same on every target (mamba4rec, sasrec);
 #   REPRO_SET with 2 layers for the SSM models (SASRec has 2 by default);
-#   REPRO_SET with Mamba's own dt init (mamba4rec; Mamba4Rec's zero dt bias is the default).
+#   REPRO_SET with Mamba's own dt init for mamba4rec. It validated better than Mamba4Rec's zero dt bias and is now
+#   the model's default, so runs made before that change (their config.json says dt_init=zero_bias) give Mamba's
+#   dt init if retrained from scratch: the run folder's name hashes the --set overrides only. To retrain one as it
+#   was, add --set dt_init=zero_bias.
 reproduce-ml1m-variants: install
 	$(MAKE) reproduce-ml1m REPRO_SEEDS=0 REPRO_SET=
 	$(MAKE) reproduce-ml1m REPRO_SEEDS=0 REPRO_SET=windows=all REPRO_MODELS="mamba4rec sasrec"

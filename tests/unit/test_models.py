@@ -136,3 +136,13 @@ def test_pop_scores_training_counts():
     pop = build_model("pop", 5, 10).fit([np.array([1, 2, 2]), np.array([2, 5])])
     s = pop.score(torch.zeros(1, 1))[0]
     assert s[1:].tolist() == [1, 3, 0, 0, 1] and torch.isinf(s[0])
+
+
+def test_mamba4rec_dt_init_default_keeps_mambas_dt_and_zero_bias_is_mamba4recs():
+    """The Mamba4Rec init (N(0, 0.02), zero Linear biases) must leave the dt bias to `dt_init`: by default Mamba's
+    dt in [1e-3, 0.1] (chosen on ML-1M validation), with "zero_bias" softplus(0) as Mamba4Rec."""
+    torch.manual_seed(0)
+    dt = torch.nn.functional.softplus(build_model("mamba4rec", N_ITEMS, MAX_LEN, {}).layers[0].block.dt_proj.bias)
+    assert dt.min() >= 1e-3 * 0.99 and dt.max() <= 0.1 * 1.01 and dt.std() > 0
+    zero = build_model("mamba4rec", N_ITEMS, MAX_LEN, {"dt_init": "zero_bias"})
+    assert torch.all(zero.layers[0].block.dt_proj.bias == 0)
