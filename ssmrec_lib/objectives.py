@@ -101,7 +101,33 @@ def cut_windows(train: Sequence[np.ndarray], users: np.ndarray, step: int) -> tu
     return win_user, (np.concatenate(ends) if ends else np.zeros(0, np.int64))
 
 
-class NextItemCE(Objective):
+class WindowedObjective(Objective):
+    """Samples are users (windows="last": each user's newest `span` items) or windows (windows="all": the history
+    cut from its end by cut_windows, one sample per (user, window end) pair, `span` items each)."""
+
+    def __init__(self, train: Sequence[np.ndarray], max_len: int, span: int, windows: str) -> None:
+        super().__init__(train, max_len)
+        if windows not in ("last", "all"):
+            raise ConfigError(f"windows must be 'last' or 'all', got {windows!r}")
+        self.windows, self.span = windows, int(span)
+        if windows == "all":
+            self.win_user, self.win_end = cut_windows(train, self.users, self.max_len)
+
+    def epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(self.users if self.windows == "last" else len(self.win_user))
+
+    def _sequences(self, ids: np.ndarray) -> list[np.ndarray]:
+        if self.windows == "last":
+            return [self.train[u] for u in ids]
+        return [self.train[u][max(0, e - self.span): e] for u, e in zip(self.win_user[ids], self.win_end[ids])]
+
+    def lengths(self, ids: np.ndarray) -> np.ndarray:
+        if self.windows == "last":
+            return super().lengths(ids)
+        return np.fromiter((min(len(s), self.max_len) for s in self._sequences(ids)), np.int64, len(ids))
+
+
+class NextItemCE(WindowedObjective):
     """windows="last": one sample per user, its last max_len + 1 items (SASRec's "most recent n actions"); the
     earlier targets of a longer history are never trained on (ML-1M at max_len 200: 647,430 of 981,491).
     windows="all": the history is cut from its end into windows of max_len + 1 items that overlap by one, so every
@@ -111,27 +137,7 @@ class NextItemCE(Objective):
     name = "next_item"
 
     def __init__(self, train: Sequence[np.ndarray], max_len: int, windows: str = "last") -> None:
-        super().__init__(train, max_len)
-        if windows not in ("last", "all"):
-            raise ConfigError(f"windows must be 'last' or 'all', got {windows!r}")
-        self.windows = windows
-        if windows == "all":
-            self.win_user, self.win_end = cut_windows(train, self.users, self.max_len)
-
-    def epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
-        if self.windows == "last":
-            return rng.permutation(self.users)
-        return rng.permutation(len(self.win_user))
-
-    def _sequences(self, ids: np.ndarray) -> list[np.ndarray]:
-        if self.windows == "last":
-            return [self.train[u] for u in ids]
-        return [self.train[u][max(0, e - self.max_len - 1): e] for u, e in zip(self.win_user[ids], self.win_end[ids])]
-
-    def lengths(self, ids: np.ndarray) -> np.ndarray:
-        if self.windows == "last":
-            return super().lengths(ids)
-        return np.fromiter((min(len(s), self.max_len) for s in self._sequences(ids)), np.int64, len(ids))
+        super().__init__(train, max_len, max_len + 1, windows)  # windows of max_len + 1 items overlap by one
 
     def batch(self, ids: np.ndarray) -> Batch:
         x, lens = pad_left(self._sequences(ids), self.max_len + 1)  # (B, W + 1)
@@ -191,31 +197,13 @@ def cloze_mask(lengths: torch.Tensor, width: int, mask_prob: float, mask_last_pr
     return m
 
 
-class ClozeCE(Objective):
+class ClozeCE(WindowedObjective):
     name = "cloze"
 
     def __init__(self, train: Sequence[np.ndarray], max_len: int, mask_prob: float = 0.2,
                  mask_last_prob: float = 0.5, windows: str = "last") -> None:
-        super().__init__(train, max_len)
+        super().__init__(train, max_len, max_len, windows)  # disjoint windows: every item can be masked, once
         self.mask_prob, self.mask_last_prob = float(mask_prob), float(mask_last_prob)
-        if windows not in ("last", "all"):
-            raise ConfigError(f"windows must be 'last' or 'all', got {windows!r}")
-        self.windows = windows
-        if windows == "all":  # disjoint windows of max_len items: every item can be masked, once per epoch
-            self.win_user, self.win_end = cut_windows(train, self.users, self.max_len)
-
-    def epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.permutation(self.users if self.windows == "last" else len(self.win_user))
-
-    def _sequences(self, ids: np.ndarray) -> list[np.ndarray]:
-        if self.windows == "last":
-            return [self.train[u] for u in ids]
-        return [self.train[u][max(0, e - self.max_len): e] for u, e in zip(self.win_user[ids], self.win_end[ids])]
-
-    def lengths(self, ids: np.ndarray) -> np.ndarray:
-        if self.windows == "last":
-            return super().lengths(ids)
-        return np.fromiter((len(s) for s in self._sequences(ids)), np.int64, len(ids))
 
     def batch(self, ids: np.ndarray) -> Batch:
         seq, lens = pad_left(self._sequences(ids), self.max_len)
