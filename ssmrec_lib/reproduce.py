@@ -80,9 +80,16 @@ def _run_notes(table: pd.DataFrame) -> list[str]:
     return notes
 
 
+def curves_figure(table: pd.DataFrame):
+    """The validation curves of each row's first run (reproduction_table's `run_dir`), or None without logs."""
+    from .plotting import learning_curves_by_model
+
+    logs = {m: load_log(d.split(";")[0]) for m, d in zip(table["model"], table["run_dir"])}
+    return learning_curves_by_model(logs) if any(not lg.empty for lg in logs.values()) else None
+
+
 def write_report(runs_root: str | Path, dataset: str, out: str | Path) -> tuple[Path, Path, Path | None]:
     """Write reproduction_<dataset>.csv/.md (and the validation-curve figure) under `out`."""
-    from .plotting import learning_curves_by_model
     from .utils import atomic_write_text, environment_info
 
     runs = collect_runs(runs_root)
@@ -112,9 +119,8 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path) -> tuple[
           f"{'; '.join(sorted(set(k for k in table['kernel'].astype(str) if k)))})."]
     atomic_write_text(md_path, "\n".join(md) + "\n")
     fig_path = None
-    logs = {m: load_log(d.split(";")[0]) for m, d in zip(table["model"], table["run_dir"])}
-    if any(not lg.empty for lg in logs.values()):
-        fig = learning_curves_by_model(logs)
+    fig = curves_figure(table)
+    if fig is not None:
         fig_path = out / f"{stem}_curves.png"
         fig.savefig(fig_path, dpi=110, bbox_inches="tight")
     return csv_path, md_path, fig_path
