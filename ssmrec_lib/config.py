@@ -8,7 +8,6 @@ Every config in the project is a dataclass; `from_dict` is the only way a dict (
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from typing import Any, Mapping, TypeVar
@@ -36,14 +35,13 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _coerce(name, value, a)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                pass
         raise ConfigError(f"{name}: {value!r} matches none of {tp}")
     if origin is typing.Literal:
         if isinstance(value, str) and value not in args:
@@ -123,14 +121,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
         raise ConfigError(f"{cls.__name__}: {e}") from e
 
 
-def replace(obj: T, **changes: Any) -> T:
-    """`dataclasses.replace` with the same checks as `from_dict`."""
-    return from_dict(type(obj), {**to_dict(obj, shallow=True), **changes})
-
-
-def to_dict(obj: Any, shallow: bool = False) -> dict[str, Any]:
-    if shallow:
-        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A (nested) dataclass as plain dicts, for config.json."""
     return dataclasses.asdict(obj)
 
 
@@ -143,8 +135,3 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
         k, v = p.split("=", 1)
         out[k.strip()] = v.strip()
     return out
-
-
-def dump_json(obj: Any) -> str:
-    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-    return json.dumps(data, indent=2, sort_keys=True, default=str)

@@ -32,11 +32,3 @@ def padding_mask(item_seq: torch.Tensor, pad: int = 0) -> torch.Tensor:
     """(B, L) bool, True at real positions."""
     return item_seq != pad
 
-
-def iterate_minibatches(n: int, batch_size: int, shuffle: bool, generator: np.random.Generator | None = None):
-    """Yield index arrays covering range(n) in batches (shuffled with `generator` when asked)."""
-    order = np.arange(n)
-    if shuffle:
-        (generator or np.random.default_rng()).shuffle(order)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]

@@ -78,12 +78,6 @@ def prepare_raw(name: str, data_dir=None, **options) -> tuple[DatasetSpec, list[
     return spec, files, loc, par, pipe
 
 
-def read_raw(name: str, data_dir=None, **options) -> RawInteractions:
-    """The parsed file(s) before the pipeline (for "as read" statistics)."""
-    spec, files, _, par, _ = prepare_raw(name, data_dir, **options)
-    return spec.parse(files, **par)
-
-
 def load_dataset(name: str, data_dir: str | Path | None = None, *, kcore: int = 5, cache: bool = True,
                  **options: Any) -> SequenceData:
     """Load a dataset by name through the one pipeline; see the module docstring.

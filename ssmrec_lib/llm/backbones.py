@@ -114,10 +114,6 @@ def load_backbone(name: str, corpus: Iterable[str] = (), *, extra_tokens: Iterab
     return Backbone(model, tok, name, type(model).__name__, True, f"{type(tok).__name__} from {name}")
 
 
-def is_tiny(name: str) -> bool:
-    return name in TINY
-
-
 def letter_token_ids(tokenizer) -> list[int]:
     """Token id of each of A..T as it appears after a space in the answer (one token each, checked)."""
     out = []

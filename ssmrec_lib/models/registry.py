@@ -15,8 +15,8 @@ from ..errors import UnknownNameError
 
 _REGISTRY: dict[str, type] = {}
 
-# Modules imported on first use so that every model registers itself (SSM models import their blocks lazily
-# inside the module, so a missing block only breaks that model).
+# Modules imported on first use so that every model registers itself. An import error in any of them propagates
+# as it is: a broken model module must not turn into "unknown model".
 _MODEL_MODULES = ("pop", "sasrec", "gru4rec", "bert4rec", "lrurec", "mamba4rec", "mamba2rec", "hydra4rec")
 
 
@@ -35,11 +35,7 @@ def register_model(name: str):
 
 def _load_all() -> None:
     for mod in _MODEL_MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:  # a model whose module (or SSM block) is not written yet
-            if not (e.name or "").startswith("ssmrec_lib"):
-                raise
+        importlib.import_module(f"{__package__}.{mod}")
 
 
 def available_models() -> list[str]:

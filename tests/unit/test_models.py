@@ -1,5 +1,3 @@
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -20,14 +18,6 @@ SMALL = {
     "hydra4rec": dict(d_model=16, d_ff=32, d_state=8, headdim=8, chunk_size=4, n_layers=2),
     "pop": {},
 }
-SSM_MODULE = {"mamba4rec": "mamba", "mamba2rec": "mamba2", "hydra4rec": "hydra"}
-
-
-def needs_block(name):
-    mod = SSM_MODULE.get(name)
-    if mod and importlib.util.find_spec(f"ssmrec_lib.ssm.{mod}") is None:
-        pytest.skip(f"ssmrec_lib.ssm.{mod} not written yet")
-
 
 def batch(n=6, seed=0):
     data = make_synthetic(n_users=n, n_items=N_ITEMS, min_len=3, max_len=20, seed=seed)
@@ -43,6 +33,14 @@ def test_unknown_model_lists_names():
         get_model_class("sasrek")
 
 
+def test_broken_model_module_raises_its_import_error_not_unknown_model(monkeypatch):
+    from ssmrec_lib.models import registry
+
+    monkeypatch.setattr(registry, "_MODEL_MODULES", registry._MODEL_MODULES + ("no_such_model_module",))
+    with pytest.raises(ModuleNotFoundError, match="no_such_model_module"):
+        get_model_class("sasrec")
+
+
 def test_bad_model_key_raises_config_error():
     with pytest.raises(ConfigError, match="d_model"):
         build_model("sasrec", N_ITEMS, MAX_LEN, {"d_modle": 8})
@@ -52,7 +50,6 @@ def test_bad_model_key_raises_config_error():
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_contract_shapes_and_gradients(name):
-    needs_block(name)
     torch.manual_seed(0)
     model = build_model(name, N_ITEMS, MAX_LEN, SMALL[name])
     seq, lens = batch()
@@ -94,7 +91,6 @@ def _pffn_params(d, d_ff):
 @pytest.mark.parametrize("name,block_params", [("mamba4rec", 38_784), ("hydra4rec", 44_678)])
 def test_ssm_rec_param_count(name, block_params):
     """One layer at d=64: block + PFFN (with LN) + layer LN + embedding LN; block sizes from FACTS.md."""
-    needs_block(name)
     m = build_model(name, 3416, 200, {"d_model": 64, "n_layers": 1} | ({"d_state": 32} if name == "mamba4rec" else {}))
     block = sum(p.numel() for p in m.layers[0].block.parameters())
     assert block == block_params
@@ -103,7 +99,6 @@ def test_ssm_rec_param_count(name, block_params):
 
 
 def test_mamba2rec_small_hidden_size_works():
-    needs_block("mamba2rec")
     m = build_model("mamba2rec", N_ITEMS, MAX_LEN, {"d_model": 64})
     assert m.layers[0].block.nheads == 4  # expand 2 * 64 / headdim 32
     seq, lens = batch()
@@ -112,7 +107,6 @@ def test_mamba2rec_small_hidden_size_works():
 
 @pytest.mark.parametrize("name", ["lrurec", "mamba4rec", "mamba2rec"])
 def test_streaming_step_matches_forward(name):
-    needs_block(name)
     torch.manual_seed(0)
     m = build_model(name, N_ITEMS, MAX_LEN, SMALL[name]).eval()
     seq, lens = batch(n=4)
