@@ -1,7 +1,8 @@
 """Evaluation of a next-item model on a leave-one-out split: full or sampled ranking, batched and vectorised.
 
 Protocol knobs (all written beside every number by `protocol_dict`):
-    mode          "full": the target is ranked against every item 1..n_items (padding id 0 excluded).
+    mode          "full": the target is ranked against every item 1..n_items (evaluate itself scores the padding
+                  column 0 -inf, whatever the model returns there).
                   "sampled": against `n_negatives` items the user never interacted with (SASRec paper: 100),
                   drawn "uniform"ly or by training "popularity", seeded; only for comparison with such papers.
     mask_history  False (default, RecBole / Mamba4Rec / the paper): already-seen items stay rankable.
@@ -10,6 +11,9 @@ Protocol knobs (all written beside every number by `protocol_dict`):
     ties          see metrics.py ("expected" by default).
     max_len       histories are cut to their last max_len items before the model reads them.
 The model is read through its contract: scores = model.score(model.readout(history, lengths)).
+A NaN among the ranked scores raises NonFiniteScoreError naming the model, the batch and the users: under `>` and
+`==` a NaN is neither above nor tied with anything, so a NaN item would silently drop out of the ranking and a NaN
+target would count as rank 1.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from .data.batching import pad_left
+from .errors import UserError
 from .metrics import DEFAULT_KS, MetricAccumulator, TieRule, rank_metrics
 
 
@@ -61,6 +66,22 @@ def sample_negatives(
     return out
 
 
+class NonFiniteScoreError(UserError, FloatingPointError):
+    """A model scored NaN for an item that is being ranked."""
+
+
+def _check_no_nan(ranked: torch.Tensor, model, batch: int, users: np.ndarray) -> None:
+    """Raise NonFiniteScoreError if `ranked` (b, C), the scores about to be ranked, holds a NaN."""
+    bad = torch.isnan(ranked).any(dim=1)
+    if bool(bad.any()):
+        rows = users[bad.cpu().numpy()]
+        name = getattr(model, "name", None) or type(model).__name__
+        raise NonFiniteScoreError(
+            f"model {name!r} scored NaN in evaluation batch {batch} for {len(rows)} of {len(users)} users "
+            f"(user indices {rows[:5].tolist()}{' ...' if len(rows) > 5 else ''}); a NaN cannot be ranked. "
+            "Check the weights (a diverged run?) and the model's score().")
+
+
 @torch.no_grad()
 def evaluate(
     model, histories: Sequence[np.ndarray], targets: np.ndarray, *, max_len: int, batch_size: int = 512,
@@ -71,6 +92,7 @@ def evaluate(
 
     Returns {"hr@10": ..., "ndcg@10": ..., ..., "n_users": U}. `negatives` (U, n) is required in sampled mode
     (see `sample_negatives`). Users are processed in length-sorted batches (less padding); order-free result.
+    Raises NonFiniteScoreError on a NaN among the ranked scores (see the module docstring).
     """
     if mode == "sampled" and negatives is None:
         raise ValueError("sampled mode needs negatives (see sample_negatives)")
@@ -83,21 +105,26 @@ def evaluate(
     order = np.argsort([len(h) for h in histories], kind="stable")
     acc = MetricAccumulator()
     try:
-        for start in range(0, len(order), batch_size):
+        for batch_no, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start: start + batch_size]
             seq, lens = pad_left([histories[i] for i in idx], max_len)
             scores = model.score(model.readout(seq.to(device), lens.to(device))).float()  # (b, n_items + 1)
             tgt = torch.from_numpy(targets[idx]).to(device)
             if mode == "full":
+                pad = torch.zeros(1, dtype=torch.long, device=scores.device)
+                scores = scores.index_fill(1, pad, float("-inf"))  # padding is never a candidate (out of place)
                 if mask_history:
                     full, _ = pad_left([histories[i] for i in idx], max(1, max(len(histories[i]) for i in idx)))
                     keep = scores.gather(1, tgt.view(-1, 1))
                     scores = scores.scatter(1, full.to(device), float("-inf")).scatter(1, tgt.view(-1, 1), keep)
+                _check_no_nan(scores, model, batch_no, idx)
                 acc.add(rank_metrics(scores, tgt, ks, ties))
             else:
                 neg = torch.from_numpy(negatives[idx]).to(device)
                 cand = torch.cat([tgt.view(-1, 1), neg], dim=1)  # (b, 1 + n_negatives), target first
-                acc.add(rank_metrics(scores.gather(1, cand), torch.zeros_like(tgt), ks, ties))
+                ranked = scores.gather(1, cand)
+                _check_no_nan(ranked, model, batch_no, idx)
+                acc.add(rank_metrics(ranked, torch.zeros_like(tgt), ks, ties))
     finally:
         model.train(was_training)
     return {**acc.result(), "n_users": acc.n}

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from ssmrec_lib.data import make_synthetic
-from ssmrec_lib.evaluate import evaluate, sample_negatives
+from ssmrec_lib.evaluate import NonFiniteScoreError, evaluate, sample_negatives
 from ssmrec_lib.models.registry import build_model
 
 
@@ -22,6 +22,54 @@ class FixedScores(nn.Module):
         s = self.table[key].clone()
         s[:, 0] = float("-inf")
         return s
+
+
+class LastItemKeyed(nn.Module):
+    """A stand-in model that returns row `last history item` of `table` as is, padding column included."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("table", table)  # (n_items + 1, n_items + 1)
+
+    def readout(self, seq, lengths):
+        return seq[:, -1]
+
+    def score(self, key):
+        return self.table[key]
+
+
+def test_full_ranking_masks_the_padding_column_itself():
+    # the model scores padding (item 0) highest; evaluate must not rank it: target 2 is then first of items 1..3
+    row = torch.tensor([9.0, 1.0, 3.0, 2.0])
+    model = LastItemKeyed(row.expand(4, 4))
+    out = evaluate(model, [np.array([1])], np.array([2]), max_len=3, ks=(1,))
+    assert out["hr@1"] == 1 and out["mrr@1"] == 1
+    # a model returning a read-only expanded view (as Pop does) is not written into
+    model = FixedScores(torch.zeros(2, 4))
+    model.score = lambda key: row.expand(len(key), 4)
+    assert evaluate(model, [np.array([1])], np.array([2]), max_len=3, ks=(1,))["hr@1"] == 1
+    assert row[0] == 9.0
+
+
+def test_nan_scores_raise_naming_model_and_batch():
+    # users sort by history length: user 0 (1 item) is batch 0, user 1 (2 items) is batch 1 at batch_size=1
+    table = torch.arange(25, dtype=torch.float32).view(5, 5)
+    table[3, 4] = float("nan")  # user 1's history ends with item 3: its score for item 4 is NaN
+    model = LastItemKeyed(table)
+    hist, tgt = [np.array([1]), np.array([2, 3])], np.array([2, 1])
+    with pytest.raises(NonFiniteScoreError, match=r"'LastItemKeyed'.*batch 1 .*user indices \[1\]"):
+        evaluate(model, hist, tgt, max_len=3, batch_size=1)
+    model.name = "sasrec"  # registered models are named by their registry name
+    with pytest.raises(NonFiniteScoreError, match=r"'sasrec'.*batch 0 for 1 of 2 users"):
+        evaluate(model, hist, tgt, max_len=3, batch_size=2)
+    # a NaN target is an error too (it would otherwise count as rank 1)
+    with pytest.raises(NonFiniteScoreError):
+        evaluate(model, hist, np.array([2, 4]), max_len=3, mode="sampled", negatives=np.array([[3], [2]]))
+    # NaNs outside what is ranked do not matter: a masked history item, a non-candidate item in sampled mode
+    out = evaluate(model, [np.array([1]), np.array([2, 4, 3])], tgt, max_len=3, mask_history=True, ks=(1,))
+    assert out["hr@1"] == pytest.approx(0.5)  # user 1: items 2, 3, 4 masked, target 1 first; user 0: rank 3
+    out = evaluate(model, hist, tgt, max_len=3, ks=(1,), mode="sampled", negatives=np.array([[3], [2]]))
+    assert out["n_users"] == 2
 
 
 def test_full_ranking_and_history_masking_hand_computed():
