@@ -135,7 +135,13 @@ def quality_vs_latency(df: pd.DataFrame, quality: str = "ndcg@10", latency: str 
 
 
 def metric_bars(df: pd.DataFrame, metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10")) -> plt.Figure:
-    """Bars per model for each metric, with the spread over seeds as error bars (sd)."""
+    """Bars per model for each metric, with the spread over seeds as error bars (sd).
+
+    `df`: one row per run (reporting.collect_runs). Where a model ran in several configurations, only the one
+    validation chose (reporting.choose_variants) is drawn, so the error bar is a spread over seeds only."""
+    from .reporting import choose_variants
+
+    df = choose_variants(df) if "valid_ndcg@10" in df else df
     long = df.melt(id_vars=["model"], value_vars=list(metrics), var_name="metric", value_name="value")
     fig, (ax,) = _fig(width=8)
     sns.barplot(long, x="metric", y="value", hue="model", errorbar="sd", ax=ax)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import paper
 from .errors import DataError, UserError
+from .llm.runs import backbone_label
 
 METRIC_COLS = [f"{m}@{k}" for m in ("hr", "ndcg", "mrr") for k in (5, 10, 20)]
 
@@ -89,7 +90,11 @@ def flatten_run(rec: dict[str, Any]) -> dict[str, Any]:
     kernel = cfg.get("kernel_path") or {}
     proto = (met.get("protocol") or {}).get("test") or {}
     tc = cfg.get("train_config") or {}
+    trained = met.get("trained") or {}
     return {
+        "run_id": cfg.get("run_id"),
+        "trained": f"{(trained.get('git_sha') or 'unknown')[:12]} on {(trained.get('finished_at') or '?')[:10]}",
+        "identity_hash": cfg.get("identity_hash"),
         "model": cfg.get("model"), "dataset": cfg.get("dataset"), "profile": cfg.get("profile"),
         "seed": cfg.get("seed"), "overrides": json.dumps(cfg.get("overrides") or {}, sort_keys=True), **{k: test.get(k) for k in METRIC_COLS},
         "valid_ndcg@10": valid.get("ndcg@10"), "valid_hr@10": valid.get("hr@10"),
@@ -102,19 +107,46 @@ def flatten_run(rec: dict[str, Any]) -> dict[str, Any]:
         "protocol": "; ".join(f"{k}={v}" for k, v in proto.items() if k != "kcore")
                     + (f"; kcore={proto['kcore'].get('user_k')}/{proto['kcore'].get('item_k')}" if isinstance(
                         proto.get("kcore"), dict) else ""),
-        "backbone": _backbone_label(cfg.get("backbone")),
+        "backbone": backbone_label(cfg.get("backbone")),
         "latency_ms_run": (met.get("latency") or {}).get("median_ms_per_user"),
         "run_dir": rec["run_dir"],
     }
 
 
-def _backbone_label(b: dict | None) -> str | None:
-    """'gpt2-tiny (399,744 params, NOT pretrained)' for LLM runs, so no one mistakes it for GPT-2 or Llama-2-7B."""
-    if not b:
-        return None
-    n = b.get("n_params")
-    size = f"{n:,} params, " if isinstance(n, int) else ""
-    return f"{b.get('name')} ({size}{'pretrained' if b.get('pretrained') else 'NOT pretrained'})"
+def check_identities(runs: pd.DataFrame, data_dir: str | None = None, datasets: dict | None = None) -> pd.DataFrame:
+    """`runs` with an `identity` column: "matches this code" where the identity this code computes for each run's
+    command (model, dataset, profile, seed, overrides; the dataset loaded once each, or taken from `datasets`)
+    equals the one in its config.json, else "STALE: differs in [...]" (or "STALE: <why>"). A stale run was made
+    by other code or data and must not be shown as a result of this code."""
+    from .experiment import identity_diff, load_data, read_identity
+    from .llm.dispatch import expected_identity_any
+
+    if runs.empty:
+        return runs.assign(identity=[])
+    datasets = dict(datasets or {})
+    marks = []
+    for _, r in runs.iterrows():
+        try:
+            if r["dataset"] not in datasets:
+                datasets[r["dataset"]] = load_data(r["dataset"], data_dir)
+            stored = read_identity(r["run_dir"])
+            if stored is None:
+                marks.append("STALE: no identity recorded (made before run identity existed)")
+                continue
+            diff = identity_diff(stored, expected_identity_any(r["run_dir"], datasets[r["dataset"]]))
+            marks.append("matches this code" if not diff else f"STALE: differs in {diff}")
+        except (UserError, DataError, OSError, ValueError, KeyError) as e:
+            marks.append(f"STALE: cannot recompute ({type(e).__name__}: {str(e).splitlines()[0]})")
+    return runs.assign(identity=marks)
+
+
+def current_only(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """(the runs whose identity matches this code, one line per run left out and why); see check_identities."""
+    if runs.empty or "identity" not in runs:
+        return runs, []
+    ok = runs["identity"] == "matches this code"
+    left = [f"{r['run_id']}: {r['identity']}" for _, r in runs[~ok].iterrows()]
+    return runs[ok].reset_index(drop=True), left
 
 
 def load_log(run_dir: str | Path) -> pd.DataFrame:
@@ -146,10 +178,11 @@ def protocol_table(result: dict[str, Any]) -> pd.DataFrame:
 
 
 def summary(df: pd.DataFrame, metrics=("hr@10", "ndcg@10", "mrr@10")) -> pd.DataFrame:
-    """Mean ± sd over seeds per (dataset, model)."""
+    """Mean, sd and count over the seeds of each (dataset, model)'s chosen configuration (choose_variants: the
+    best validation NDCG@10), so the sd is a spread over seeds, never over configurations."""
     if df.empty:
         return df
-    g = df.groupby(["dataset", "model"])
+    g = choose_variants(df).groupby(["dataset", "model"])
     out = g[list(metrics)].agg(["mean", "std", "count"])
     return out
 

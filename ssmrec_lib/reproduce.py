@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import paper
-from .reporting import choose_variants, collect_runs, load_log, to_markdown
+from .reporting import check_identities, choose_variants, collect_runs, current_only, load_log, to_markdown
 
 METRICS = ("hr@10", "ndcg@10", "mrr@10")
 TARGETS: dict[str, dict[str, float]] = {  # issue 4, section 6
@@ -73,7 +73,10 @@ def _run_notes(table: pd.DataFrame) -> list[str]:
         tc, mc = cfg["train_config"], cfg["model_config"]
         keep = ("epochs", "batch_size", "lr", "schedule", "warmup_steps", "optimizer", "weight_decay", "clip_norm",
                 "patience", "max_len", "bf16", "mask_prob", "mask_last_prob")
-        notes.append(f"- `{cfg['run_id']}` ({cfg['objective']}, seed {cfg['seed']}, threads "
+        met = json.loads((Path(run_dir) / "metrics.json").read_text())
+        trained = met.get("trained") or {}
+        notes.append(f"- `{cfg['run_id']}` (trained at {trained.get('git_sha', '?')[:12]} on "
+                     f"{trained.get('finished_at', '?')[:10]}; {cfg['objective']}, seed {cfg['seed']}, threads "
                      f"{cfg['environment'].get('torch_threads', '?')}): train "
                      + ", ".join(f"{k}={tc[k]}" for k in keep if k in tc)
                      + "; model " + ", ".join(f"{k}={v}" for k, v in mc.items()))
@@ -88,14 +91,22 @@ def curves_figure(table: pd.DataFrame):
     return learning_curves_by_model(logs) if any(not lg.empty for lg in logs.values()) else None
 
 
-def write_report(runs_root: str | Path, dataset: str, out: str | Path) -> tuple[Path, Path, Path | None]:
-    """Write reproduction_<dataset>.csv/.md (and the validation-curve figure) under `out`."""
+def write_report(runs_root: str | Path, dataset: str, out: str | Path,
+                 data_dir: str | None = None) -> tuple[Path, Path, Path | None]:
+    """Write reproduction_<dataset>.csv/.md (and the validation-curve figure) under `out`.
+
+    Only runs whose identity matches this code enter (reporting.check_identities); the others are listed as left
+    out, with the reason."""
     from .utils import atomic_write_text, environment_info
 
     runs = collect_runs(runs_root)
+    if not runs.empty:
+        runs = runs[runs["dataset"] == dataset].reset_index(drop=True)
+    runs, stale = current_only(check_identities(runs, data_dir))
     table = reproduction_table(runs, dataset)
     if table.empty:
-        raise SystemExit(f"no finished runs for {dataset} under {runs_root} (looked for */metrics.json)")
+        raise SystemExit(f"no finished runs for {dataset} whose identity matches this code under {runs_root} "
+                         f"(looked for */metrics.json; left out: {stale or 'none'})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"reproduction_{dataset}"
@@ -113,7 +124,10 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path) -> tuple[
           "gap = ours - target (targets: the paper's row; SASRec: HR@10 0.30). sec_per_epoch = mean training "
           "seconds per epoch as logged by each run (validation excluded).", "",
           to_markdown(short), "", "Configurations compared on validation (the row above uses the best):",
-          *(f"- {m}: {v}" for m, v in zip(table["model"], table["variants"])), "", "Runs:", *_run_notes(table), "",
+          *(f"- {m}: {v}" for m, v in zip(table["model"], table["variants"])), "",
+          "Runs (each one's identity, recomputed by this code from its command and the dataset, matches the one "
+          "it was trained under):", *_run_notes(table), "",
+          *(["Left out (identity does not match this code):", *(f"- {s}" for s in stale), ""] if stale else []),
           f"Written by `python -m ssmrec_lib report` at git {env['git_sha']} from the run folders above "
           f"(runs trained at git {', '.join(sorted(set(table['git_sha'].astype(str))))}; kernel paths: "
           f"{'; '.join(sorted(set(k for k in table['kernel'].astype(str) if k)))})."]
@@ -130,10 +144,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", default="outputs/full/runs", help="folder of run folders")
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--out", default="outputs/full")
+    parser.add_argument("--data-dir", default=None, help="raw data folder (default: $SSMREC_DATA_DIR or data/)")
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = write_report(args.runs, args.dataset, args.out)
+    paths = write_report(args.runs, args.dataset, args.out, data_dir=args.data_dir)
     print(Path(paths[1]).read_text())
     print("wrote", ", ".join(str(p) for p in paths if p))
     return 0

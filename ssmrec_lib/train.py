@@ -35,7 +35,7 @@ from .config import ConfigError, to_dict
 from .errors import UserError
 from .evaluate import evaluate, protocol_dict, sample_negatives
 from .objectives import make_objective, resolve_objective
-from .utils import atomic_path, progress
+from .utils import atomic_path, dict_diff, progress
 
 log = logging.getLogger(__name__)
 VALID_METRIC = "ndcg@10"
@@ -132,13 +132,16 @@ class Trainer:
     """Train `model` on `split.train`, early-stop on `split` valid, score test once with the best weights.
 
     run_dir: where log.jsonl and the checkpoints go (None: keep everything in memory, no resume).
+    identity: the run's identity (experiment.run_identity); a checkpoint of another identity is never resumed.
     hooks: callables hook(event, info) called after every batch ("batch_end": epoch, batch, loss) and epoch
     ("epoch_end": the log record); an exception raised in a hook stops the run like a kill would.
     """
 
     def __init__(self, model, split, cfg: TrainConfig, run_dir: str | Path | None = None,
-                 hooks: list[Hook] | None = None, dataset_protocol: dict | None = None) -> None:
+                 hooks: list[Hook] | None = None, dataset_protocol: dict | None = None,
+                 identity: dict | None = None) -> None:
         self.model, self.split, self.cfg = model, split, cfg
+        self.identity = identity  # experiment.run_identity; checkpoints carry it and resume compares it
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.hooks = list(hooks or [])
         self.dataset_protocol = dataset_protocol or {}
@@ -184,7 +187,7 @@ class Trainer:
     def _save_last(self, state: dict) -> None:
         self._save("checkpoint_last.pt", {
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-            "rng": _rng_states(), "state": dict(state), "train_config": to_dict(self.cfg),
+            "rng": _rng_states(), "state": dict(state), "train_config": to_dict(self.cfg), "identity": self.identity,
         })
 
     def _load_last(self) -> dict | None:
@@ -192,6 +195,10 @@ class Trainer:
         if path is None or not path.exists():
             return None
         ck = torch.load(path, map_location=self.device, weights_only=False)
+        if self.identity is not None and ck.get("identity") != self.identity:
+            diff = dict_diff(ck.get("identity") or {}, self.identity)
+            raise UserError(f"{path} belongs to a run of another identity (differs in {diff}); it is not resumed. "
+                            "Delete the run folder or train with force=True (--force)")
         skip = ("progress", "device", "num_threads")
         defaults = to_dict(TrainConfig())  # a field added after the checkpoint was written counts as its default
         saved = {**{k: v for k, v in defaults.items() if k not in skip},

@@ -41,7 +41,7 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
     from .config import to_dict
     from .models.registry import build_model
     from .train import Trainer
-    from .train_cli import _kernel_info, load_data, resolve_configs
+    from .experiment import kernel_info, load_data, resolve_configs
     from .utils import seed_everything
 
     pin_malloc_thresholds()
@@ -82,7 +82,7 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
                "valid_seconds": valid_s, "peak_mem_mb": peak / 2**20, "timed_batches": len(gaps),
                "params": net.n_params(True), "params_wo_emb": net.n_params(False),
                "device": trainer.device.type, "threads": torch.get_num_threads(),
-               "kernel": _kernel_info(model_cfg, trainer.device).get("resolved"), "wall_s": total}
+               "kernel": kernel_info(model_cfg, trainer.device).get("resolved"), "wall_s": total}
         del net, trainer
         if i == 0:
             continue

@@ -136,3 +136,15 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
         kw.setdefault("file", sys.stdout)
     kw.setdefault("dynamic_ncols", True)
     return tqdm(iterable, total=total, desc=desc, **kw)
+
+
+def dict_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Keys (dotted, nested dicts walked) whose values differ between two dicts."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += dict_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out

@@ -4,7 +4,8 @@ For a profile (smoke | quick | full) the runner executes, in order:
   01_data_exploration   once, over the profile's datasets
   02_ssm_theory         once
   03_train              once per (model, dataset, seed), sequence models first, then the LLM models (GPT4Rec,
-                        MamRec, LlamaRec; llm.dispatch picks the pipeline); finished runs are reused unless --force
+                        MamRec, LlamaRec; llm.dispatch picks the pipeline); a finished run is reused only when its
+                        identity (experiment.py) matches exactly, unless --force; index.html lists which were
   04_latency_profiling  once, over the sequence models (LLM runs time their own pipeline at batch 1; see 05)
   05_results            once, reading everything the runs wrote
 into outputs/<profile>/<name>.ipynb, renders each to HTML with nbconvert, and writes outputs/<profile>/index.html
@@ -105,11 +106,11 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
         models = [m for m in models if m not in LLM_MODELS]
     else:
         models, llm_models = list(p.models), list(p.llm_models)
-    common = {"profile": profile, "out_dir": str(out_dir), "data_dir": data_dir or ""}
+    common = {"profile": profile, "out_dir": shown_path(out_dir), "data_dir": data_dir or ""}
     steps = [
         Step("01_data_exploration.ipynb", "01_data_exploration",
              {**common, "datasets": ",".join(datasets)}, "Data exploration (Table 4)"),
-        Step("02_ssm_theory.ipynb", "02_ssm_theory", {"profile": profile, "out_dir": str(out_dir)},
+        Step("02_ssm_theory.ipynb", "02_ssm_theory", {"profile": profile, "out_dir": shown_path(out_dir)},
              "SSM theory: discretisation, SSD, Hydra"),
     ]
     for dataset in datasets:
@@ -130,6 +131,32 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
     return steps
 
 
+def shown_path(path: Path) -> str:
+    """`path` relative to the repository root when inside it (the notebooks run there): reports committed from
+    one machine then name no folder of that machine."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def run_provenance(out_dir: Path, since: str) -> list[dict[str, str]]:
+    """One record per finished run under <out_dir>/runs: run id, the commit and date that trained it, and
+    whether this workbook invocation trained it (finished at or after `since`, UTC ISO) or reused it."""
+    rows = []
+    for mfile in sorted((out_dir / "runs").glob("*/metrics.json")):
+        try:
+            trained = json.loads(mfile.read_text()).get("trained") or {}
+        except (OSError, ValueError):
+            continue
+        when = trained.get("finished_at") or ""
+        rows.append({"run_id": mfile.parent.name, "git_sha": (trained.get("git_sha") or "unknown")[:12],
+                     "finished_at": when or "unknown",
+                     "status": "trained in this workbook run" if when and when >= since else "reused"})
+    return rows
+
+
 def _render_html(ipynb: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
@@ -142,6 +169,16 @@ def _render_html(ipynb: Path) -> Path:
     out = ipynb.with_suffix(".html")
     atomic_write_text(out, body)
     return out
+
+
+def _relative_papermill_paths(ipynb: Path) -> None:
+    """papermill records the absolute input/output paths in the notebook's metadata: keep them repo-relative."""
+    nb = json.loads(ipynb.read_text())
+    meta = nb.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = shown_path(Path(meta[key]))
+    atomic_write_text(ipynb, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def _cell_error(ipynb: Path) -> str:
@@ -176,15 +213,22 @@ def execute(step: Step, out_dir: Path) -> None:
     finally:
         step.seconds = time.perf_counter() - t0
         if dst.exists():
+            _relative_papermill_paths(dst)
             step.files.append(dst.name)
             step.files.append(_render_html(dst).name)
     if step.status == "failed" and not step.error:
         step.error = _cell_error(dst)
 
 
-def write_index(out_dir: Path, profile: str, steps: list[Step]) -> Path:
-    """outputs/<profile>/index.html: every report and result file, with status and time."""
+def write_index(out_dir: Path, profile: str, steps: list[Step], since: str = "") -> Path:
+    """outputs/<profile>/index.html: every report and result file, with status and time, and every run folder
+    with the commit that trained it and whether this invocation (started at `since`) trained or reused it."""
     env = environment_info()
+    runs = run_provenance(out_dir, since)
+    run_rows = "".join(f"<tr><td><code>{html.escape(r['run_id'])}</code></td><td class="
+                       f"'{'ok' if r['status'] != 'reused' else 'reused'}'>{html.escape(r['status'])}</td>"
+                       f"<td><code>{html.escape(r['git_sha'])}</code> on {html.escape(r['finished_at'])}</td></tr>"
+                       for r in runs)
     rows = []
     for s in steps:
         link = f'<a href="{html.escape(s.output)}.html">{html.escape(s.title)}</a>' if s.files else html.escape(s.title)
@@ -198,13 +242,17 @@ def write_index(out_dir: Path, profile: str, steps: list[Step]) -> Path:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ssmrec workbook ({profile})</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4em;text-align:left}}
-.ok{{color:#1a7f37}}.failed{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
+.ok{{color:#1a7f37}}.reused{{color:#9a6700}}.failed{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
 .err{{color:#cf222e;font-family:monospace;font-size:.85em}}code{{background:#f4f4f4;padding:0 .2em}}</style></head>
 <body><h1>ssmrec workbook: <code>{profile}</code> profile</h1>
 <p>{html.escape(PROFILES[profile].description)}</p>
 <p>git <code>{html.escape(env['git_sha'])}</code>, torch {html.escape(env['torch'])},
 {env['cpu_count']} CPU(s), CUDA: {env['cuda']}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>
 <h2>Reports</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>{''.join(rows)}</table>
+<h2>Runs</h2><p>Each run folder's identity (resolved configs, objective, dataset content, protocol) names it; a
+finished run is reused only when its identity matches exactly. A reused run was trained by the commit shown.</p>
+<table><tr><th>run</th><th>this workbook run</th><th>trained at</th></tr>{run_rows or
+'<tr><td colspan=3>none yet</td></tr>'}</table>
 <h2>Result files</h2><ul>{res_items or '<li>none yet</li>'}</ul></body></html>"""
     out = out_dir / "index.html"
     atomic_write_text(out, page)
@@ -216,6 +264,7 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
                  only: list[str] | None = None) -> list[Step]:
     out_dir = Path(out_root) / profile
     out_dir.mkdir(parents=True, exist_ok=True)
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     planned = plan(profile, datasets, models, out_dir.resolve(), data_dir, force)
     steps = planned
     if only:  # the index still links the other steps' reports from an earlier run, marked as such
@@ -227,7 +276,7 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
         print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
         execute(step, out_dir)
         print(f"[{i}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s", flush=True)
-        write_index(out_dir, profile, planned)
+        write_index(out_dir, profile, planned, since)
         if step.status == "failed":
             raise UserError(f"notebook {step.notebook} failed ({step.error}); partial output kept in "
                             f"{out_dir / (step.output + '.ipynb')} and its .html")

@@ -31,29 +31,27 @@ PIPELINES = {"gpt4rec": "GPT2 beam-search queries -> BM25 -> merge",
 def build_pipeline(model: str, n_items: int, max_len: int, profile: str = "quick", seed: int = 0
                    ) -> tuple[Callable[[np.ndarray], list[int]], dict[str, Any]]:
     """-> (recommend(history) -> ranked item ids, info: params, params_wo_emb, backbone label, pipeline)."""
-    from ..reporting import _backbone_label
+    from .runs import backbone_label
     from .runs import lm_param_counts
 
     torch.manual_seed(seed)
     titles = [""] + [f"item {i}" for i in range(1, n_items + 1)]
     if model in ("gpt4rec", "mamrec"):
-        from .experiment import _gen_config
+        from .experiment import gen_config
         from .gpt4rec import GPT4Rec
 
-        rec = GPT4Rec(_gen_config(model, profile, {}), titles)
-        counts, label, recommend = lm_param_counts(rec.model), _backbone_label(rec.backbone.info()), rec.recommend
+        rec = GPT4Rec(gen_config(model, profile, {}), titles)
+        counts, label, recommend = lm_param_counts(rec.model), backbone_label(rec.backbone.info()), rec.recommend
         extra = {"with_embeddings": 0, "without_embeddings": 0}
     elif model == "llamarec":
-        from ..config import from_dict
         from ..models.registry import build_model
         from .backbones import LETTERS, letter_token_ids, load_backbone
-        from .llamarec import LlamaRecRanker, add_lora, lora_targets_for
-        from .llamarec_run import _PROFILES, LlamaRecConfig
+        from .llamarec import LlamaRecRanker, add_lora, llamarec_config, lora_targets_for
 
-        cfg = from_dict(LlamaRecConfig, _PROFILES[profile])
+        cfg = llamarec_config(profile, {})
         retr = build_model("lrurec", n_items, max_len).eval()
         bb = load_backbone(cfg.backbone, titles[1:], extra_tokens=LETTERS, d_model=cfg.d_model, n_layers=cfg.n_layers)
-        label = _backbone_label(bb.info())  # before LoRA, as the run's label (the adapter is counted in params)
+        label = backbone_label(bb.info())  # before LoRA, as the run's label (the adapter is counted in params)
         lm = add_lora(bb.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, lora_targets_for(bb.model)).eval()
         ranker = LlamaRecRanker(retr, max_len, lm, bb.tokenizer, letter_token_ids(bb.tokenizer), titles,
                                 cfg.n_candidates, cfg.max_items, cfg.max_title_words, cfg.max_length)

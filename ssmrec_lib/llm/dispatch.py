@@ -1,6 +1,6 @@
 """One entry point for notebook 03_train: any model name -> the right pipeline, the same run folder layout.
 
-    sequence models (sasrec, mamba4rec, ..., pop)   train_cli.run_experiment (the project's one trainer)
+    sequence models (sasrec, mamba4rec, ..., pop)   experiment.run_experiment (the project's one trainer)
     LLM models (gpt4rec, mamrec, llamarec)          llm.experiment.run_llm_experiment (fine-tune, select, test)
 Both write <out>/<run_id>/{config.json, metrics.json, log.jsonl}, which reporting.collect_runs reads the same way;
 LLM runs add the `backbone` record (name, size, pretrained or not) that every result row shows.
@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .experiment import LLM_MODELS
+from .runs import backbone_label
 
 
 def is_llm(model: str) -> bool:
@@ -31,14 +32,29 @@ def run_any_experiment(model: str, dataset: str, profile: str = "quick", seed: i
         from .experiment import run_llm_experiment
 
         return run_llm_experiment(model, dataset, profile, seed, overrides, data_dir=data_dir, out=out, force=force)
-    from ..train_cli import run_experiment
+    from ..experiment import run_experiment
 
     return run_experiment(model, dataset, profile, seed, overrides, data_dir=data_dir, out=out, force=force)
 
 
+def expected_identity_any(run_dir, data) -> dict[str, Any]:
+    """The identity this code computes for the command that made `run_dir` (any model) on `data`."""
+    import json
+    from pathlib import Path
+
+    conf = json.loads((Path(run_dir) / "config.json").read_text())
+    if is_llm(conf["model"]):
+        from .experiment import llm_identity
+
+        return llm_identity(conf["model"], conf["profile"], int(conf["seed"]), conf.get("overrides") or {}, data)
+    from ..experiment import expected_identity
+
+    return expected_identity(run_dir, data)
+
+
 def format_any_result(r: dict[str, Any]) -> str:
     """Printable summary of a metrics.json payload; LLM runs lead with their backbone label."""
-    from ..train_cli import format_result
+    from ..experiment import format_result
 
     text = format_result(r)
     b = r.get("backbone")
@@ -47,13 +63,6 @@ def format_any_result(r: dict[str, Any]) -> str:
         text = (f"backbone {backbone_label(b)}; batch-1 latency {lat:.1f} ms/user (full pipeline)\n" if lat else
                 f"backbone {backbone_label(b)}\n") + text
     return text
-
-
-def backbone_label(b: dict | None) -> str | None:
-    """'gpt2-tiny (399,744 params, NOT pretrained)': the label every LLM result row carries."""
-    from ..reporting import _backbone_label
-
-    return _backbone_label(b)
 
 
 def run_summary(r: dict[str, Any], run_dir) -> pd.DataFrame:
@@ -67,5 +76,8 @@ def run_summary(r: dict[str, Any], run_dir) -> pd.DataFrame:
         s["ranking"] = (r.get("protocol") or {}).get("test", {}).get("ranking")
         s["evaluation users"] = (r.get("protocol") or {}).get("test", {}).get("eval_users")
         s["batch-1 latency (ms/user)"] = round(r["latency"]["median_ms_per_user"], 2)
+    from ..experiment import provenance_line
+
+    s["provenance"] = provenance_line(r)
     s["run folder"] = str(run_dir)
     return pd.Series(s, name=f"{r['model']} on {r['dataset']}").to_frame()

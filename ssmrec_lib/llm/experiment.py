@@ -6,7 +6,8 @@ Profiles (sizes of the from-scratch backbone and of the fine-tuning / evaluation
     smoke  seconds, for tests and CI: d=32, 1 layer, a few dozen users
     quick  minutes on 2 CPU cores: d=64, 2 layers, 3 epochs, 500 evaluation users
     full   d=128, 4 layers, 10 epochs, every user
-run_id = <model>_<dataset>_<profile>_s<seed>_<hash of overrides> (train_cli.make_run_id); a finished run is reused.
+run_id = <model>_<dataset>_<profile>_s<seed>_<hash of the run's identity> (experiment.py: the resolved config, the
+dataset's content, the seed); a finished run is reused only when its identity matches, and says so.
 The run folder keeps the fine-tuned weights (weights.py: backbone/, LlamaRec also adapter/; git-ignored).
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ _GEN_PROFILES: dict[str, dict[str, Any]] = {
 _DEFAULT_BACKBONE = {"gpt4rec": "gpt2-tiny", "mamrec": "mamba-tiny", "llamarec": "llama-tiny"}
 
 
-def _gen_config(model: str, profile: str, overrides: dict[str, Any]) -> GPT4RecConfig:
+def gen_config(model: str, profile: str, overrides: dict[str, Any]) -> GPT4RecConfig:
     if profile not in _GEN_PROFILES:
         raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(_GEN_PROFILES)}")
     return from_dict(GPT4RecConfig, {"backbone": _DEFAULT_BACKBONE[model], **_GEN_PROFILES[profile], **overrides})
@@ -48,30 +48,49 @@ def run_llm_experiment(model: str, dataset: str, profile: str = "quick", seed: i
                        overrides: dict[str, Any] | None = None, data_dir: str | None = None,
                        out: str = "outputs/runs", force: bool = False, data=None) -> dict[str, Any]:
     """Train + evaluate one LLM recommender; returns the metrics.json payload (see runs.py for the files)."""
-    from ..train_cli import load_data, make_run_id
+    from ..experiment import load_data, make_run_id, reuse_finished
 
     if model not in LLM_MODELS:
         raise UnknownNameError(f"unknown LLM model {model!r}; available: {', '.join(LLM_MODELS)}")
     overrides = dict(overrides or {})
-    run_id = make_run_id(model, dataset, profile, seed, overrides)
-    run_dir = Path(out) / run_id
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if (run_dir / "metrics.json").exists():
-        import json
-        return json.loads((run_dir / "metrics.json").read_text())
     data = data if data is not None else load_data(dataset, data_dir)
     if not data.item_titles:
         raise ConfigError(f"dataset {dataset!r} has no item titles: the LLM recommenders need item text")
+    identity = llm_identity(model, profile, seed, overrides, data)
+    run_id = make_run_id(model, dataset, profile, seed, identity)
+    run_dir = Path(out) / run_id
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    reused = reuse_finished(run_dir, identity)
+    if reused is not None:
+        return reused
     seed_everything(seed)
     if model == "llamarec":
         from .llamarec_run import run_llamarec
-        return run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir, data_dir)
-    cfg = _gen_config(model, profile, overrides)
-    return _run_generative(model, data, dataset, profile, seed, overrides, cfg, run_id, run_dir)
+        metrics = run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir, data_dir, identity)
+    else:
+        cfg = gen_config(model, profile, overrides)
+        metrics = _run_generative(model, data, dataset, profile, seed, overrides, cfg, run_id, run_dir, identity)
+    return {**metrics, "provenance": {"status": "trained now", **{k: metrics["trained"][k] for k in
+                                                                  ("git_sha", "finished_at")}}}
 
 
-def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4RecConfig, run_id, run_dir):
+def llm_identity(model: str, profile: str, seed: int, overrides: dict[str, Any], data) -> dict[str, Any]:
+    """experiment.run_identity of an LLM run: its resolved config (which fixes the evaluation users, the
+    ranking and the budget), the dataset's content and the seed; CPU only."""
+    from ..experiment import dataset_fingerprint, run_identity
+
+    if model == "llamarec":
+        from .llamarec import llamarec_config
+        cfg = llamarec_config(profile, overrides)
+    else:
+        cfg = gen_config(model, profile, overrides)
+    return run_identity(model, seed, {"device": "cpu"}, to_dict(cfg), "llm", dataset_fingerprint(data),
+                        {"kind": "llm lists: ranking and users as config.json's protocol, fixed by the config"})
+
+
+def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4RecConfig, run_id, run_dir,
+                    identity):
     split = data.split()
     rec = GPT4Rec(cfg, data.item_titles)
     train = split.train[: cfg.max_train_users] if cfg.max_train_users else split.train
@@ -123,5 +142,4 @@ def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4Rec
                "epochs_run": len(logs), "seconds_per_epoch": train_seconds / max(1, len(logs)),
                "objective": config["objective"], "protocol": proto, "latency": lat,
                "example_queries": examples}  # first 3 evaluation users: queries and test list (reload checks)
-    write_run(run_dir, config, metrics, log)
-    return metrics
+    return write_run(run_dir, config, metrics, log, identity)

@@ -19,12 +19,17 @@ not contain the target, so every metric counts 0 for that user (the LlamaRec pap
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from ..config import from_dict
 from ..data.batching import pad_left
+from ..errors import UnknownNameError, UserError
 
 
 @torch.no_grad()
@@ -120,3 +125,54 @@ class LlamaRecRanker:
 
     def recommend(self, history: Sequence[int]) -> list[int]:
         return self.rank_lists([np.asarray(history)])[0]
+
+
+@dataclass(frozen=True)
+class LlamaRecConfig:
+    backbone: str = "llama-tiny"  # llama-tiny / gpt2-tiny / mamba-tiny (from scratch), a local folder, a hub name
+    d_model: int = 64  # tiny backbones only
+    n_layers: int = 2
+    retriever_run: str = ""  # folder of a finished lrurec run; "" = train one now (retriever_profile)
+    retriever_profile: str = "quick"
+    n_candidates: int = 20  # C (LlamaRec: 20, letters A..T)
+    lora_r: int = 8  # LlamaRec: r = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    pretrain_epochs: int = 2  # full LM epochs on next-title pairs, from-scratch backbones only
+    epochs: int = 3  # LoRA epochs on the ranking task
+    lr: float = 1e-3
+    batch_size: int = 16
+    max_items: int = 10  # history titles in the prompt
+    max_title_words: int = 8
+    max_length: int = 512
+    max_train_users: int = 0  # 0 = all
+    max_eval_users: int = 0  # 0 = all; else a seeded subset
+
+
+PROFILES = {
+    "smoke": dict(d_model=32, n_layers=1, retriever_profile="smoke", pretrain_epochs=1, epochs=1,
+                  max_train_users=64, max_eval_users=32, max_items=5),
+    "quick": dict(epochs=2, max_train_users=2000, max_eval_users=500),
+    "full": dict(d_model=128, n_layers=4, retriever_profile="full", pretrain_epochs=5, epochs=5),
+}
+
+
+def load_retriever(run_dir: Path, data):
+    """A finished lrurec run folder -> (eval-mode LRURec with its best checkpoint, its max_len)."""
+    from ..models.registry import build_model
+
+    conf = json.loads((Path(run_dir) / "config.json").read_text())
+    if conf["model"] != "lrurec":
+        raise UserError(f"retriever_run {run_dir} is a {conf['model']} run, not lrurec")
+    max_len = conf["train_config"]["max_len"]
+    net = build_model("lrurec", data.n_items, max_len, conf["model_config"])
+    net.load_state_dict(torch.load(Path(run_dir) / "checkpoint_best.pt", map_location="cpu",
+                                   weights_only=False)["model"])
+    return net.eval(), max_len
+
+
+def llamarec_config(profile: str, overrides: dict[str, Any]) -> LlamaRecConfig:
+    """The profile's LlamaRec settings with the overrides on top (raises on an unknown profile or key)."""
+    if profile not in PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(PROFILES)}")
+    return from_dict(LlamaRecConfig, {**PROFILES[profile], **overrides})

@@ -6,19 +6,16 @@ ranking on training-split examples, validation-based epoch selection, one test p
 from __future__ import annotations
 
 import copy
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..config import from_dict, to_dict
-from ..errors import UnknownNameError, UserError
+from ..config import to_dict
 from .backbones import LETTERS, letter_token_ids, load_backbone
-from .llamarec import LlamaRecRanker, add_lora, lora_targets_for, retrieve_candidates
+from .llamarec import (LlamaRecRanker, add_lora, llamarec_config, load_retriever, lora_targets_for,
+                       retrieve_candidates)
 from .lm_train import finetune
 from .prompts import next_title_examples, ranking_prompt
 from .weights import ADAPTER_DIR, BACKBONE_DIR, save_backbone
@@ -26,52 +23,8 @@ from .runs import dataset_info, eval_users, latency_ms, llm_protocol, lm_param_c
 from .ranking import list_ranks, metrics_from_ranks
 
 
-@dataclass(frozen=True)
-class LlamaRecConfig:
-    backbone: str = "llama-tiny"  # llama-tiny / gpt2-tiny / mamba-tiny (from scratch), a local folder, a hub name
-    d_model: int = 64  # tiny backbones only
-    n_layers: int = 2
-    retriever_run: str = ""  # folder of a finished lrurec run; "" = train one now (retriever_profile)
-    retriever_profile: str = "quick"
-    n_candidates: int = 20  # C (LlamaRec: 20, letters A..T)
-    lora_r: int = 8  # LlamaRec: r = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    pretrain_epochs: int = 2  # full LM epochs on next-title pairs, from-scratch backbones only
-    epochs: int = 3  # LoRA epochs on the ranking task
-    lr: float = 1e-3
-    batch_size: int = 16
-    max_items: int = 10  # history titles in the prompt
-    max_title_words: int = 8
-    max_length: int = 512
-    max_train_users: int = 0  # 0 = all
-    max_eval_users: int = 0  # 0 = all; else a seeded subset
-
-
-_PROFILES = {
-    "smoke": dict(d_model=32, n_layers=1, retriever_profile="smoke", pretrain_epochs=1, epochs=1,
-                  max_train_users=64, max_eval_users=32, max_items=5),
-    "quick": dict(epochs=2, max_train_users=2000, max_eval_users=500),
-    "full": dict(d_model=128, n_layers=4, retriever_profile="full", pretrain_epochs=5, epochs=5),
-}
-
-
-def load_retriever(run_dir: Path, data):
-    """A finished lrurec run folder -> (eval-mode LRURec with its best checkpoint, its max_len)."""
-    from ..models.registry import build_model
-
-    conf = json.loads((Path(run_dir) / "config.json").read_text())
-    if conf["model"] != "lrurec":
-        raise UserError(f"retriever_run {run_dir} is a {conf['model']} run, not lrurec")
-    max_len = conf["train_config"]["max_len"]
-    net = build_model("lrurec", data.n_items, max_len, conf["model_config"])
-    net.load_state_dict(torch.load(Path(run_dir) / "checkpoint_best.pt", map_location="cpu",
-                                   weights_only=False)["model"])
-    return net.eval(), max_len
-
-
-def _retriever(cfg: LlamaRecConfig, data, dataset, seed, data_dir, out: Path):
-    from ..train_cli import run_experiment
+def _retriever(cfg, data, dataset, seed, data_dir, out: Path):
+    from ..experiment import run_experiment
 
     run_dir = Path(cfg.retriever_run) if cfg.retriever_run else None
     if run_dir is None:
@@ -81,10 +34,9 @@ def _retriever(cfg: LlamaRecConfig, data, dataset, seed, data_dir, out: Path):
     return net, max_len, str(run_dir)
 
 
-def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path, data_dir) -> dict[str, Any]:
-    if profile not in _PROFILES:
-        raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(_PROFILES)}")
-    cfg = from_dict(LlamaRecConfig, {**_PROFILES[profile], **overrides})
+def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path, data_dir,
+                 identity: dict) -> dict[str, Any]:
+    cfg = llamarec_config(profile, overrides)
     split = data.split()
     titles = data.item_titles
     C = cfg.n_candidates
@@ -164,5 +116,4 @@ def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path,
                "objective": config["objective"], "protocol": proto, "latency": lat,
                "retriever_test_recall@20": recall, "retriever_test": retr_test,
                "example_lists": examples}  # test lists of the first 3 evaluation users (reload checks)
-    write_run(run_dir, config, metrics, log)
-    return metrics
+    return write_run(run_dir, config, metrics, log, identity)

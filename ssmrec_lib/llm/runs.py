@@ -84,15 +84,31 @@ def llm_protocol(which: str, ranking: str, max_len: int, n_users: int, total_use
     return p
 
 
-def write_run(run_dir: Path, config: dict, metrics: dict, log: list[dict]) -> None:
+def write_run(run_dir: Path, config: dict, metrics: dict, log: list[dict], identity: dict) -> dict:
+    """Write config.json (with the run's identity), log.jsonl and metrics.json (with `trained`, written last: a
+    folder with metrics.json is finished); returns the metrics as written."""
+    from ..experiment import identity_hash, trained_stamp
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {**config, "environment": environment_info()}
+    config = {**config, "identity": identity, "identity_hash": identity_hash(identity),
+              "environment": environment_info()}
+    metrics = {**metrics, "trained": trained_stamp(identity)}
     atomic_write_json(run_dir / "config.json", config)
     (run_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
 
 
 def dataset_info(data, split) -> dict:
     return {"name": data.name, "n_users": data.n_users, "n_items": data.n_items,
             "n_interactions": data.n_interactions, "users_in_split": len(split.train),
             "dropped_users": split.dropped_users, "protocol": data.protocol}
+
+
+def backbone_label(b: dict | None) -> str | None:
+    """'gpt2-tiny (399,744 params, NOT pretrained)' for LLM runs, so no one mistakes it for GPT-2 or Llama-2-7B."""
+    if not b:
+        return None
+    n = b.get("n_params")
+    size = f"{n:,} params, " if isinstance(n, int) else ""
+    return f"{b.get('name')} ({size}{'pretrained' if b.get('pretrained') else 'NOT pretrained'})"

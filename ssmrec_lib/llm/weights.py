@@ -63,7 +63,7 @@ def load_run_recommender(run_dir: str | Path, data=None, data_dir: str | None = 
 
     `data` (SequenceData with item_titles) skips loading the run's dataset by name.
     """
-    from ..train_cli import load_data
+    from ..experiment import load_data
     from .backbones import Backbone
 
     run_dir = Path(run_dir)
@@ -80,8 +80,7 @@ def load_run_recommender(run_dir: str | Path, data=None, data_dir: str | None = 
         from peft import PeftModel
 
         from .backbones import letter_token_ids
-        from .llamarec import LlamaRecRanker
-        from .llamarec_run import LlamaRecConfig, load_retriever
+        from .llamarec import LlamaRecConfig, LlamaRecRanker, load_retriever
 
         mc = from_dict(LlamaRecConfig, cfg["model_config"])
         base = b["name"] if b["pretrained"] else None

@@ -12,7 +12,7 @@ from ssmrec_lib.data import make_synthetic
 from ssmrec_lib.models.registry import build_model
 from ssmrec_lib.objectives import LastItemCE, NextItemCE
 from ssmrec_lib.train import NonFiniteLossError, TrainConfig, Trainer, lr_lambda
-from ssmrec_lib.train_cli import route_overrides, run_experiment
+from ssmrec_lib.experiment import route_overrides, run_experiment
 
 TINY = {"sasrec": dict(d_model=16, d_ff=32, n_layers=1, n_heads=1, dropout=0.2, attn_dropout=0.2),
         "bert4rec": dict(d_model=16, d_ff=32, n_layers=1, n_heads=1, dropout=0.2, attn_dropout=0.2),
@@ -184,7 +184,8 @@ def test_run_experiment_writes_run_folder_and_reuses_it(tmp_path):
     called = []
     again = run_experiment("gru4rec", "synthetic", "smoke", seed=1, overrides={"epochs": "1", "num_threads": "1"}, out=tmp_path,
                            data=data, hooks=[lambda e, i: called.append(e)])
-    assert again == metrics and not called  # reused, not retrained
+    assert not called and again["provenance"]["status"] == "reused"  # reused, not retrained
+    assert {k: v for k, v in again.items() if k != "provenance"} == metrics
 
 
 def test_cli_unknown_key_and_bad_value(tmp_path, capsys):

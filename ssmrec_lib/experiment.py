@@ -1,0 +1,298 @@
+"""One run: resolve its configs, compute its identity, train it or reuse it, write its run folder.
+
+Run identity: everything that determines a run's result, as one JSON-able dict (`run_identity`):
+    model, seed, the RESOLVED train config (every field except those that cannot change a result: the progress
+    bar, the CPU thread count, the checkpoint cadence; `device` resolved to the device type that trains), the
+    RESOLVED model config (every default filled in), the training objective, the dataset fingerprint (content
+    hash of the prepared sequences, item count and titles: `dataset_fingerprint`), the evaluation protocol, and
+    IDENTITY_VERSION (bumped by a commit that changes results while every config stays the same).
+    run_id = <model>_<dataset>_<profile>_s<seed>_<first 12 hex digits of sha256(identity)>
+
+So a changed model default, another CSV file behind the same dataset name, another protocol or another
+objective gives another folder, and is trained anew. A folder is reused only when its config.json holds exactly
+the identity computed now; a folder of the right name whose identity differs (an older layout, a hand edit)
+raises instead of being reused. Resume (Trainer._load_last) compares the same identity.
+
+Files written to <out>/<run_id>/:
+    config.json   identity (+ its hash), resolved configs, overrides, parameter counts, objective, protocol,
+                  dataset summary and fingerprint, kernel path, environment (git SHA, torch, threads, device)
+    metrics.json  best-epoch validation and final test metrics, each with its protocol; `trained`: git SHA,
+                  date and identity hash of the code that trained it
+    log.jsonl     one line per epoch; checkpoint_last.pt / checkpoint_best.pt (git-ignored)
+Every payload returned carries `provenance`: {"status": "trained now" | "reused", "git_sha", "finished_at"}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ConfigError, from_dict, to_dict
+from .errors import UserError
+from .utils import dict_diff as identity_diff
+from .profiles import profile_overrides
+
+DEFAULT_OUT = "outputs/runs"
+# Bump when a commit changes what a run produces while every config stays the same (a maths fix, a new data
+# order). Runs trained before the bump then no longer match, and are trained anew.
+IDENTITY_VERSION = 1
+# Train-config fields that cannot change a result: display, CPU threads (float rounding only), checkpoint cadence
+# (resume is bit-exact: tests/unit/test_train.py).
+NOT_IDENTITY = ("progress", "num_threads", "checkpoint_every")
+
+
+# ------------------------------------------------------------------------------------------------ configs
+
+def route_overrides(model: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split {key: value} into (train overrides, model overrides).
+
+    `model.KEY=V` / `train.KEY=V` go to that config; a plain KEY goes where it exists (an error if both configs
+    have it). Unknown keys raise ConfigError listing the valid keys.
+    """
+    from .models.registry import get_model_class
+    from .train import TrainConfig
+
+    train_keys = {f.name for f in fields(TrainConfig)}
+    model_keys = {f.name for f in fields(get_model_class(model).config_cls)}
+    train: dict[str, Any] = {}
+    mdl: dict[str, Any] = {}
+    valid = sorted(train_keys) + sorted(f"model.{k}" for k in model_keys)
+    for key, value in overrides.items():
+        if key.startswith("model."):
+            k = key[len("model."):]
+            if k not in model_keys:
+                raise ConfigError(f"unknown model key {key!r} for {model}. Valid keys: {valid}")
+            mdl[k] = value
+        elif key.startswith("train."):
+            k = key[len("train."):]
+            if k not in train_keys:
+                raise ConfigError(f"unknown train key {key!r}. Valid keys: {valid}")
+            train[k] = value
+        elif key in train_keys and key in model_keys:
+            raise ConfigError(f"{key!r} exists in both configs: write train.{key} or model.{key}")
+        elif key in train_keys:
+            train[key] = value
+        elif key in model_keys:
+            mdl[key] = value
+        else:
+            raise ConfigError(f"unknown key {key!r}. Valid keys: {valid}")
+    return train, mdl
+
+
+def resolve_configs(model: str, dataset: str, profile: str, seed: int, overrides: dict[str, Any]):
+    """-> (TrainConfig, model config): the profile's settings for (model, dataset), then the --set overrides."""
+    from .models.registry import make_model_config
+    from .train import TrainConfig
+
+    user_train, user_model = route_overrides(model, dict(overrides))
+    if "seed" in user_train and int(user_train["seed"]) != seed:
+        raise ConfigError("give the seed with --seed, not --set seed=")
+    prof_train, prof_model = profile_overrides(profile, model, dataset)
+    cfg = from_dict(TrainConfig, {**prof_train, **user_train, "seed": seed})
+    return cfg, make_model_config(model, {**prof_model, **user_model})
+
+
+def load_data(dataset: str, data_dir: str | None = None):
+    """SequenceData for `dataset` via data.load_dataset ("synthetic": make_synthetic's defaults)."""
+    from .data import load_dataset
+
+    return load_dataset(dataset, data_dir=data_dir)
+
+
+def kernel_info(model_cfg, device) -> dict[str, Any]:
+    """The kernel switch of an SSM model config and the path each op resolves to on `device` (None otherwise)."""
+    from .ssm import kernels
+
+    kernel = getattr(model_cfg, "kernel", None)
+    if kernel is None:
+        return {"kernel": None}
+    ops = ("selective_scan", "ssd", "causal_conv1d", "rms_norm_gated")
+    return {"kernel": kernel, "resolved": {op: kernels.path_name(kernel, op, device) for op in ops},
+            "available": kernels.describe()}
+
+
+# ------------------------------------------------------------------------------------------------ identity
+
+def dataset_fingerprint(data) -> str:
+    """sha256 of what a model can learn from: item count, every user's sequence (order and length) and titles.
+
+    Original user/item ids, timestamps and the source paths do not enter: two files that prepare to the same
+    sequences train the same run. 64 hex digits; ~10 ms for ML-1M.
+    """
+    h = hashlib.sha256()
+    lengths = np.fromiter((len(s) for s in data.sequences), dtype=np.int64, count=len(data.sequences))
+    h.update(f"n_items={int(data.n_items)};n_users={len(lengths)};".encode())
+    h.update(lengths.tobytes())
+    if len(lengths):
+        h.update(np.concatenate(data.sequences).astype(np.int64).tobytes())
+    h.update(json.dumps(list(data.item_titles or []), ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def run_identity(model: str, seed: int, train_config: dict[str, Any], model_config: dict[str, Any],
+                 objective: str, fingerprint: str, protocol: dict[str, Any]) -> dict[str, Any]:
+    """The identity dict (module docstring); every argument must already be resolved (no "auto" left)."""
+    return {"identity_version": IDENTITY_VERSION, "model": model, "seed": int(seed),
+            "train_config": {k: v for k, v in sorted(train_config.items()) if k not in NOT_IDENTITY},
+            "model_config": dict(sorted(model_config.items())), "objective": objective,
+            "dataset_fingerprint": fingerprint, "protocol": protocol}
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def make_run_id(model: str, dataset: str, profile: str, seed: int, identity: dict[str, Any]) -> str:
+    """<model>_<dataset>_<profile>_s<seed>_<12 hex of the identity hash>: readable, and unique per identity."""
+    return f"{model}_{dataset}_{profile}_s{seed}_{identity_hash(identity)[:12]}"
+
+
+def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrides: dict[str, Any], data,
+                      split=None):
+    """Identity of a sequence-model run -> {identity, run_id, cfg, model_cfg, net, split}.
+
+    Builds the model (cheap) because the objective `auto` resolves from it (causal -> next_item, ...); the caller
+    seeds the RNG first when `net` is the one it will train.
+    """
+    from .evaluate import protocol_dict
+    from .models.registry import build_model
+    from .objectives import resolve_objective
+    from .train import resolve_device
+
+    cfg, model_cfg = resolve_configs(model, dataset, profile, seed, overrides)
+    split = split if split is not None else data.split()
+    net = build_model(model, split.n_items, cfg.max_len, to_dict(model_cfg))
+    objective = resolve_objective(cfg.objective, net) if net.trainable else "none (counted)"
+    train = {**to_dict(cfg), "device": resolve_device(cfg.device).type}
+    protocol = {which: protocol_dict(
+        split=which, mode=cfg.eval_mode, mask_history=cfg.mask_history, max_len=cfg.max_len, ties=cfg.ties,
+        n_negatives=cfg.n_negatives if cfg.eval_mode == "sampled" else None,
+        negative_sampling=cfg.negative_sampling if cfg.eval_mode == "sampled" else None,
+        dataset_protocol=data.protocol) for which in ("valid", "test")}
+    identity = run_identity(model, seed, train, to_dict(model_cfg), objective, dataset_fingerprint(data), protocol)
+    return {"identity": identity, "run_id": make_run_id(model, dataset, profile, seed, identity), "cfg": cfg,
+            "model_cfg": model_cfg, "net": net, "split": split}
+
+
+def reuse_finished(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics payload of a finished run whose identity equals `identity` (marked reused), else None.
+
+    Raises UserError when the folder is finished but holds another identity (never reused silently).
+    """
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        return None
+    stored = read_identity(run_dir)
+    if stored != identity:
+        diff = identity_diff(stored or {}, identity)
+        raise UserError(f"{run_dir} is a finished run of another identity (differs in {diff}); it is not reused. "
+                        "Retrain it with force=True (--force) or move the folder away.")
+    payload = json.loads(metrics_path.read_text())
+    trained = payload.get("trained") or {}
+    payload["provenance"] = {"status": "reused", "git_sha": trained.get("git_sha"),
+                             "finished_at": trained.get("finished_at")}
+    return payload
+
+
+def read_identity(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("identity")
+
+
+def trained_stamp(identity: dict[str, Any]) -> dict[str, Any]:
+    """What metrics.json records about the code that trained it."""
+    from .utils import git_sha
+
+    return {"git_sha": git_sha(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "identity_hash": identity_hash(identity)}
+
+
+# ------------------------------------------------------------------------------------------------ one run
+
+def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int = 0,
+                   overrides: dict[str, Any] | None = None, data_dir: str | None = None, out: str = DEFAULT_OUT,
+                   force: bool = False, hooks=None, data=None) -> dict[str, Any]:
+    """Resolve configs, train (or resume / reuse by identity), write the run folder; returns the metrics payload.
+
+    `data` (SequenceData) skips loading (notebooks, tests); its content, not its name, enters the identity.
+    `hooks` go to the Trainer. `force` deletes a finished run of the same identity and trains it again.
+    """
+    from .train import Trainer
+    from .utils import atomic_write_json, environment_info, seed_everything
+
+    overrides = dict(overrides or {})
+    data = data if data is not None else load_data(dataset, data_dir)
+    seed_everything(seed)  # the model built below is the one trained: its init draws from this seed
+    r = sequence_identity(model, dataset, profile, seed, overrides, data)
+    identity, run_id, cfg, model_cfg, net, split = (r[k] for k in ("identity", "run_id", "cfg", "model_cfg",
+                                                                     "net", "split"))
+    run_dir = Path(out) / run_id
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    reused = reuse_finished(run_dir, identity)
+    if reused is not None:
+        return reused
+    stored = read_identity(run_dir)
+    if stored is not None and stored != identity:  # an unfinished folder of another identity: never resumed
+        raise UserError(f"{run_dir} holds an unfinished run of another identity (differs in "
+                        f"{identity_diff(stored, identity)}); delete it or pass force=True (--force)")
+
+    trainer = Trainer(net, split, cfg, run_dir=run_dir, hooks=hooks, dataset_protocol=data.protocol,
+                      identity=identity)
+    n_params = {"with_embeddings": net.n_params(True), "without_embeddings": net.n_params(False)}
+    atomic_write_json(run_dir / "config.json", {
+        "run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
+        "overrides": overrides, "identity": identity, "identity_hash": identity_hash(identity),
+        "train_config": to_dict(cfg), "model_config": to_dict(model_cfg),
+        "objective": trainer.objective_name, "n_params": n_params,
+        "protocol": {"valid": trainer.protocol("valid"), "test": trainer.protocol("test")},
+        "dataset_info": {"name": data.name, "n_users": data.n_users, "n_items": data.n_items,
+                         "n_interactions": data.n_interactions, "users_in_split": len(split.train),
+                         "dropped_users": split.dropped_users, "protocol": data.protocol,
+                         "fingerprint": identity["dataset_fingerprint"]},
+        "kernel_path": kernel_info(model_cfg, trainer.device), "environment": environment_info(),
+    })
+    result = trainer.fit()
+    payload = {"run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
+               "n_params": n_params, **result, "trained": trained_stamp(identity)}
+    atomic_write_json(run_dir / "metrics.json", payload)
+    return {**payload, "provenance": {"status": "trained now", "git_sha": payload["trained"]["git_sha"],
+                                      "finished_at": payload["trained"]["finished_at"]}}
+
+
+def expected_identity(run_dir: str | Path, data) -> dict[str, Any]:
+    """The identity HEAD computes for the command that made `run_dir` (its model, dataset, profile, seed and
+    overrides, read from config.json) on `data`. Sequence models only (LLM runs: llm.experiment)."""
+    conf = json.loads((Path(run_dir) / "config.json").read_text())
+    return sequence_identity(conf["model"], conf["dataset"], conf["profile"], int(conf["seed"]),
+                             conf.get("overrides") or {}, data)["identity"]
+
+
+def provenance_line(payload: dict[str, Any]) -> str:
+    """'trained now at <sha> (<date>)' or 'reused: trained at <sha> on <date>, identity matches'."""
+    p = payload.get("provenance") or {}
+    sha = (p.get("git_sha") or "unknown")[:12]
+    when = p.get("finished_at") or "an unknown date"
+    if p.get("status") == "reused":
+        return f"reused: trained at {sha} on {when} (identity matches this code)"
+    return f"trained now at {sha} ({when})"
+
+
+def format_result(r: dict[str, Any]) -> str:
+    """Printable summary of a metrics payload: provenance, epochs, valid and test metrics with their protocol."""
+    lines = [f"run {r['run_id']}: {provenance_line(r)}", f"  best epoch {r['best_epoch']}, {r['epochs_run']} epochs, "
+             f"{r['seconds_per_epoch']:.1f} s/epoch, objective {r['objective']}"]
+    for which in ("valid", "test"):
+        m = r.get(which) or {}
+        lines.append(f"  {which:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in ("hr@10", "ndcg@10", "mrr@10") if k in m)
+                     + f"   [{r['protocol'][which]['ranking']}, history masking {r['protocol'][which]['history_masking']}]")
+    return "\n".join(lines)
