@@ -1,18 +1,21 @@
 """Training profiles: named bundles of overrides for TrainConfig and each model's config.
 
     smoke  seconds: a tiny model, 8 short epochs (enough to beat Pop on the synthetic transitions); for CI, notebooks' smoke runs and tests (synthetic data).
-    quick  ML-1M in a few minutes per model on 2 CPU cores: d = 64, max_len 100, 10 epochs of 64 users per step,
-           lr 3e-3, patience 3. Measured (SASRec, quiet 2-core machine): ~19 s/epoch, 3.3 min in all, validation
-           NDCG@10 0.097 at epoch 10 (still rising). NOT the paper's numbers: they show the pipeline and the trend.
+    quick  ML-1M on 2 CPU cores: d = 64, max_len 100, 10 epochs of 64 users per step, lr 3e-3, patience 3.
+           The committed quick runs (commit e607897, outputs/quick/runs/*_bf21a9e8/log.jsonl; removed from the tree
+           with the other stale runs in 03cd766) took, per epoch of training on a shared 2-core machine: SASRec
+           105.9 s (20-160 s), Mamba4Rec 33.4 s, Mamba2Rec 112.4 s, Hydra4Rec 50.1 s; SASRec 18.4 min in all with
+           validation, NDCG@10 0.097 at epoch 10 (still rising). NOT the paper's numbers: they show the pipeline
+           and the trend.
     full   the paper's model settings: d = 64, max_len 200 on ML-1M (50 on the Amazon sets, as Mamba4Rec); 50 epochs
            of 64 users per step at lr 3e-3 (one epoch of linear warm-up, cosine decay to 0), early stopping on
-           validation NDCG@10 with patience 10. Why not lr 1e-3, batch 128, constant: on 2 cores that needs far more
-           than an evening (mamba2rec: validation NDCG@10 0.136 after 30 epochs / 1,410 steps, +0.001 per epoch).
+           validation NDCG@10 with patience 10, instead of Mamba4Rec's lr 1e-3, batch 128, constant, which learned
+           too slowly for 2 cores in a probe whose log was not kept (so no figure is given for it).
            The ML-1M reproduction (`make reproduce-ml1m`, REPRO_SET in the Makefile) trains on top of this profile
            with windows=all, 16 users per step, lr 2e-3, 400 warm-up steps, 30 epochs: 4x the optimizer steps per
-           epoch at the same cost per epoch on CPU; Mamba4Rec reached the same validation NDCG@10 (0.1605 against
-           0.1597) in 30 epochs instead of 50. The profile itself is unchanged so that its committed runs (the run
-           id hashes the --set overrides) keep their meaning.
+           epoch; Mamba4Rec reached the same validation NDCG@10 (0.1605 against 0.1597) in 30 epochs instead of 50
+           (runs mamba4rec_ml-1m_full_s0_9b83a552 and _67e4e851 at e607897; 56 and 105 s per epoch, shared machine).
+           The profile itself is unchanged, so runs made with it stay comparable.
 Every causal model trains with all-position next-item CE (objective "auto"): the same information as RecBole's
 prefix augmentation in one pass per sequence; `--set objective=last_item` gives the RecBole protocol.
 `--set` overrides are applied on top of the profile (train_cli.py).
