@@ -82,7 +82,7 @@ def _transformer_params(d, d_ff, layers):
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_sasrec_param_count_matches_formula_and_paper(norm_first):
     m = build_model("sasrec", 3416, 200, {"d_model": 64, "n_layers": 2, "d_ff": 256, "norm_first": norm_first})
-    assert m.n_params(False) == _transformer_params(64, 256, 2) == 100_096  # FACTS.md's SASRec figure
+    assert m.n_params(False) == _transformer_params(64, 256, 2) == 100_096  # docs/measured_facts.md (SASRec's count)
     assert m.n_params(True) - m.n_params(False) == 3417 * 64 + 200 * 64  # item table + position table
 
 
@@ -92,7 +92,7 @@ def _pffn_params(d, d_ff):
 
 @pytest.mark.parametrize("name,block_params", [("mamba4rec", 38_784), ("hydra4rec", 44_678)])
 def test_ssm_rec_param_count(name, block_params):
-    """One layer at d=64: block + PFFN (with LN) + layer LN + embedding LN; block sizes from FACTS.md."""
+    """One layer at d=64: block + PFFN (with LN) + layer LN + embedding LN; block sizes from docs/measured_facts.md."""
     m = build_model(name, 3416, 200, {"d_model": 64, "n_layers": 1} | ({"d_state": 32} if name == "mamba4rec" else {}))
     block = sum(p.numel() for p in m.layers[0].block.parameters())
     assert block == block_params
