@@ -10,6 +10,8 @@ instead of re-encoding the whole history, O(L) for a recurrence and O(L^2) for a
 model belongs to is decided by what it offers: `allocate_inference_state` + `step` (Mamba4Rec, 2Mamba4Rec,
 LRURec, GRU4Rec), or a causal transformer with `positions="left"` (SASRec's key/value cache). Bidirectional
 models (Hydra4Rec, BERT4Rec) have no streaming form: a new item changes every position's output.
+The recurrent step follows the model's kernel switch (`update`): "cpu" / "auto" on CPU run Mamba4Rec and
+2Mamba4Rec through one C++ call per event (ssm/fused_step.py), "ref" and "fused" through `model.step`.
 
 Glossary: B users, L history length, D = d_model, H heads, P = D / H head width; K, V the cached keys and
 values per layer, (B, H, t, P) after t events.
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .models.base import SequentialModel
+from .ssm import kernels
 
 
 class NotStreamable(ValueError):
@@ -87,27 +90,69 @@ def _kv_step(model, item_t: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor,
     return (model.norm(x) if model.config.norm_first else x), cache
 
 
-def fused_stepper(model):
-    """The model's packed C++ step (ssm/fused_step.py), cached on the model and rebuilt when its weights change
-    in place (optimiser steps and load_state_dict bump the tensors' version counters; assigning a new Parameter
-    object is not seen: call `forget_fused(model)` after doing that). None when it does not apply or does not
-    build. The check costs a few microseconds: the parameter list is cached with the packed weights."""
+def model_kernel(model) -> str | None:
+    """The model's kernel switch (`config.kernel`: "auto" | "ref" | "cpu" | "fused"), None for models without one."""
+    return getattr(getattr(model, "config", None), "kernel", None)
+
+
+@dataclass
+class _StepCache:
+    """What the streaming step needs to know about a model's weights, cached on the model per weight version
+    (optimiser steps and load_state_dict bump the tensors' version counters; .to() / .double() move the storage)."""
+
+    params: list                 # the parameter list (listing it costs more than the step itself at batch 1)
+    key: tuple                   # (first storage pointer, every parameter's version)
+    why_not_cpp: str | None      # why the C++ step cannot take the model, None when it can
+    paths: dict = field(default_factory=dict)  # kernel choice -> kernels.resolve's path for "stream_step"
+    stepper: object = None       # the packed FusedStep, built on first use
+
+
+def _step_cache(model) -> _StepCache:
+    """The model's _StepCache (eval mode; the C++ step packs eval-mode weights), rebuilt when its weights change."""
+    cached = getattr(model, "_ssmrec_fused_step", None)
+    if cached is not None and (cached.params[0].data_ptr(), *(p._version for p in cached.params)) == cached.key:
+        return cached
     from .ssm import fused_step
 
-    if model.training:
-        return None
-    cached = getattr(model, "_ssmrec_fused_step", None)
-    if cached is not None:
-        params, key, stepper = cached
-        if (params[0].data_ptr(), *(p._version for p in params)) == key:  # .to() / .double() move the storage
-            return stepper
     params = list(model.parameters())
-    ok = fused_step.supports(model) and fused_step.available()
-    stepper = fused_step.FusedStep(model) if ok else None
+    cached = _StepCache(params, (params[0].data_ptr(), *(p._version for p in params)),
+                        fused_step.unsupported_reason(model))
     # a plain attribute (not a submodule or buffer), so state_dict and .to() ignore it
-    key = (params[0].data_ptr(), *(p._version for p in params))
-    object.__setattr__(model, "_ssmrec_fused_step", (params, key, stepper))
-    return stepper
+    object.__setattr__(model, "_ssmrec_fused_step", cached)
+    return cached
+
+
+def fused_stepper(model, kernel: kernels.KernelChoice | None = None):
+    """The model's packed C++ step (ssm/fused_step.py) when `kernel` (default: the model's switch) resolves to
+    "cpu" for the op "stream_step" of `ssm/kernels.py`, else None (the Python step runs).
+
+    "cpu": the C++ step, or KernelUnavailable with the reason (not built, model not covered, training mode, not
+    float32 on CPU); "auto": the C++ step on CPU when it builds and covers the model, else None; "ref": None
+    (pure PyTorch, the extension is never loaded); "fused": None (the Python step, its ops on the CUDA kernels).
+    The decision and the packed weights are cached on the model and redone when its weights change in place;
+    assigning a new Parameter object is not seen: call `forget_fused(model)` after doing that. The check costs a
+    few microseconds: the parameter list is cached with the packed weights."""
+    kernel = model_kernel(model) if kernel is None else kernel
+    if kernel is None or kernel == "ref":
+        return None
+    if model.training:  # never cached: the mode flips without touching the weights
+        from .ssm import fused_step
+
+        kernels.resolve(kernel, "stream_step", next(model.parameters()).device,
+                        cpu_unsupported=fused_step.unsupported_reason(model))
+        return None  # resolve raised for "cpu"; "auto" fell back to the Python step
+    c = _step_cache(model)
+    path = c.paths.get(kernel)
+    if path is None:
+        path = c.paths[kernel] = kernels.resolve(kernel, "stream_step", c.params[0].device,
+                                                 cpu_unsupported=c.why_not_cpp)
+    if path != "cpu":
+        return None
+    if c.stepper is None:
+        from .ssm import fused_step
+
+        c.stepper = fused_step.FusedStep(model)
+    return c.stepper
 
 
 def forget_fused(model) -> None:
@@ -116,22 +161,35 @@ def forget_fused(model) -> None:
         object.__delattr__(model, "_ssmrec_fused_step")
 
 
+def _step_kernel(model, fused: bool | None) -> str | None:
+    """The kernel choice for the streaming step: the model's switch, narrowed by `update`'s `fused` argument."""
+    kernel = model_kernel(model)
+    if fused is None:
+        return kernel
+    if not fused:
+        return "ref"
+    if kernel in ("ref", "fused"):
+        raise kernels.KernelUnavailable(f"{model.name}: fused=True asks for the C++ streaming step, but the model's "
+                                        f"kernel={kernel!r} rules it out (build it with kernel='cpu' or 'auto')")
+    return "cpu"
+
+
 @torch.no_grad()
 def update(model: SequentialModel, state, item_t: torch.Tensor, fused: bool | None = None):
     """One new event per user: item_t (B,) -> (read-out h (B, D), new state). Model in eval mode.
 
-    fused: None = the C++ step when it applies (Mamba / Mamba2 recommenders, CPU, float32, eval) and builds, else
-    the Python step; True = require it (error if it does not apply); False = the Python step. Same results
-    (tests/unit/test_streaming.py)."""
+    Recurrent models follow their kernel switch (`config.kernel`) for the whole step, as the op "stream_step" of
+    `ssm/kernels.py`: "cpu" = the C++ step of ssm/fused_step.py (KernelUnavailable when it cannot run: not built,
+    not Mamba4Rec / 2Mamba4Rec, training mode, not float32 on CPU); "auto" = the C++ step on CPU when it builds
+    and covers the model, else the Python step (`model.step`); "ref" = the Python step in pure PyTorch (the C++
+    extension is never loaded); "fused" = the Python step, its conv and state update on the CUDA kernels.
+    fused: None = as the switch says; False = the Python step; True = require the C++ step (KernelUnavailable
+    when the switch is "ref" / "fused" or the step cannot run). Same results (tests/unit/test_streaming.py)."""
     if kind(model) == "recurrent":
-        if fused is not False:
-            stepper = fused_stepper(model)
-            if stepper is not None:
-                return stepper.update(state, item_t)
-            if fused:
-                from .ssm import fused_step
-
-                raise NotStreamable(f"{model.name}: no fused step ({fused_step.unavailable_reason() or 'unsupported'})")
+        kernel = _step_kernel(model, fused)
+        stepper = None if kernel is None else fused_stepper(model, kernel)
+        if stepper is not None:
+            return stepper.update(state, item_t)
         return model.step(item_t, state)
     return _kv_step(model, item_t, state)
 
@@ -182,5 +240,5 @@ def check_equal(model: SequentialModel, history: torch.Tensor, k: int = 3, atol:
     return worst
 
 
-__all__ = ["KVCache", "NotStreamable", "check_equal", "forget_fused", "fused_stepper", "kind", "prefill", "reencode", "state_bytes",
-           "update"]
+__all__ = ["KVCache", "NotStreamable", "check_equal", "forget_fused", "fused_stepper", "kind", "model_kernel",
+           "prefill", "reencode", "state_bytes", "update"]

@@ -36,7 +36,9 @@ class Hydra4RecConfig:
     dropout: float = 0.2
     readout: Literal["mask", "last"] = "mask"  # mask: append [MASK], cloze; last: last item, prefixes
     init: Literal["mamba4rec", "block"] = "mamba4rec"
-    kernel: Literal["auto", "ref", "fused"] = "auto"
+    # ssm/kernels.py: "ref" PyTorch, "cpu" C++, "fused" CUDA, "auto" the fastest available;
+    # no C++ kernel for Hydra: "cpu" runs the PyTorch maths on CPU
+    kernel: Literal["auto", "ref", "cpu", "fused"] = "auto"
 
     def __post_init__(self) -> None:
         if (self.expand * self.d_model) % self.headdim:

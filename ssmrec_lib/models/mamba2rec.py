@@ -30,7 +30,9 @@ class Mamba2RecConfig:
     d_ff: int = 256  # 4 d
     dropout: float = 0.2
     init: Literal["mamba4rec", "block"] = "mamba4rec"
-    kernel: Literal["auto", "ref", "fused"] = "auto"
+    # ssm/kernels.py: "ref" PyTorch, "cpu" C++, "fused" CUDA, "auto" the fastest available;
+    # "cpu": the C++ streaming step; the SSD, conv and norm have no C++ kernel (PyTorch on CPU)
+    kernel: Literal["auto", "ref", "cpu", "fused"] = "auto"
 
     def __post_init__(self) -> None:
         if (self.expand * self.d_model) % self.headdim:

@@ -134,7 +134,9 @@ class Mamba4RecConfig:
     dropout: float = 0.2
     dt_init: Literal["zero_bias", "mamba"] = "mamba"  # chosen on validation; "zero_bias" = Mamba4Rec's init
     init: Literal["mamba4rec", "block"] = "mamba4rec"
-    kernel: Literal["auto", "ref", "fused"] = "auto"
+    # ssm/kernels.py: "ref" PyTorch, "cpu" C++, "fused" CUDA, "auto" the fastest available;
+    # "cpu": the C++ scan and streaming step; the conv has no C++ kernel (PyTorch on CPU)
+    kernel: Literal["auto", "ref", "cpu", "fused"] = "auto"
 
 
 @register_model("mamba4rec")

@@ -2,7 +2,7 @@
 
 Rows (op, impl) for each sequence length L, at batch B, d_inner E, d_state N (SSD / Hydra: E / P heads of P):
     selective_scan  ref      `scan.selective_scan_ref` (loop over time)                       reference
-                    fast     `scan.selective_scan` (C++ CPU kernel / fused CUDA kernel)
+                    fast     `scan.selective_scan(kernel="auto")` (C++ kernel on CPU, fused kernel on CUDA)
     ssd             quadratic  `ssd.ssd_quadratic` (explicit L x L matrix)                       reference
                     chunked    `ssd.ssd_chunked` (chunk 64)
                     fused      mamba-ssm `mamba_chunk_scan_combined` (CUDA only)
@@ -168,17 +168,9 @@ def _cases(batch: int, d_inner: int, d_state: int, headdim: int, device: torch.d
 
 
 def _scan_path(device: torch.device) -> str:
-    if kernels.resolve("auto", "selective_scan", device) == "fused":
-        return "fused"
-    if device.type == "cpu":
-        try:
-            from ssmrec_lib.ssm import cpu_ext
-
-            if cpu_ext.available():  # builds the extension now, outside the timings
-                return "cpu_ext"
-        except ImportError:
-            pass
-    return "ref"
+    """The path kernel="auto" takes for the scan here ("fused", "cpu-ext" or "ref"); probing builds the C++
+    extension now, outside the timings."""
+    return kernels.path_name("auto", "selective_scan", device)
 
 
 # ------------------------------------------------------------------------------------------------ command

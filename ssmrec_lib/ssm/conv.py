@@ -6,8 +6,9 @@ channel (K = d_conv); bias (D,); conv_state (B, D, K): the last K inputs, oldest
     y[b, d, t] = bias[d] + sum_{k=0..K-1} weight[d, k] * x[b, d, t - (K-1) + k]      (x = 0 for t < 0)
     y = silu(y) if activation == "silu"
 
-Paths: reference = `F.conv1d` with groups=D on the input left-padded by K-1 zeros (any device);
-fused = `causal_conv1d_fn` / `causal_conv1d_update` from the causal-conv1d package on CUDA (via `kernels`).
+Paths (`kernels.resolve`): reference = `F.conv1d` with groups=D on the input left-padded by K-1 zeros (any
+device; kernel="cpu" runs it too: there is no C++ conv); fused = `causal_conv1d_fn` / `causal_conv1d_update`
+from the causal-conv1d package on CUDA.
 The update is pure: it returns a new state instead of writing into the old one.
 """
 

@@ -1,24 +1,29 @@
-"""Fused selective scan for CPU: a torch C++ extension, JIT-built on first use, with an autograd wrapper.
+"""The C++ CPU kernels of `ssm/csrc`: JIT build, load, and the autograd wrapper of the selective scan.
+
+This module only builds and wraps; it never decides. `ssm/kernels.py` is the dispatcher (kernel="cpu" / "auto")
+and the only module that calls `module()` / `selective_scan_cpu` on behalf of the rest of the package.
 
 Glossary: as in `ssm/scan.py` (u, delta, A, B, C, D, z, delta_bias; dt = softplus(delta + delta_bias);
 Ab = exp(dt A) ZOH for A, Bb = dt B Euler for B, as Mamba does).
 
-- Sources: `ssm/csrc/selective_scan_cpu.cpp` (shipped as package data). Built with
-  `torch.utils.cpp_extension.load` (needs a C++ compiler and `ninja`), `-O3 -march=native -ffast-math`,
-  parallel over batch x channel (forward) and over batch (backward) with ATen's OpenMP thread pool
-  (`torch.set_num_threads` applies).
+Extensions, one per op that has a C++ kernel (`EXTENSIONS`):
+    selective_scan   csrc/selective_scan_cpu.cpp   forward + backward of the Mamba1 scan (`selective_scan_cpu`)
+    stream_step      csrc/stream_step_cpu.cpp      one streaming event of a whole Mamba / Mamba2 recommender
+                                                   (packed and called by `ssm/fused_step.py`)
+
+- Built with `torch.utils.cpp_extension.load` (needs a C++ compiler and `ninja`), `-O3 -march=native -ffast-math`,
+  parallel with ATen's OpenMP thread pool (`torch.set_num_threads` applies).
 - Build folder: `$SSMREC_CACHE_DIR/torch_extensions/<name>` or `~/.cache/ssmrec/torch_extensions/<name>`;
-  the name carries a hash of the source, the flags, the torch version and the CPU model, so a new source (or a
-  different machine sharing the cache) rebuilds instead of loading a stale or illegal binary.
-- The build never happens at import: the first `available()` / `selective_scan_cpu` call builds (~25 s once on
-  the 2-core dev machine), later processes load the cached library in ~0.2 s.
-- If the build fails (no compiler, no ninja, ...) or `SSMREC_DISABLE_CPU_EXT=1`, `available()` is False and
-  `selective_scan_cpu` falls back to `scan.selective_scan_ref`, with ONE warning naming the reason.
-- Backward: the forward saves only its inputs; the backward RECOMPUTES each channel's states into a
+  the name carries a hash of the source, the shared headers, the flags, the torch version and the CPU model, so
+  a new source (or a different machine sharing the cache) rebuilds instead of loading a stale or illegal binary.
+- The build never happens at import: the first `module(op)` call builds (~25 s once per extension on the 2-core
+  dev machine), later processes load the cached library in ~0.2 s. A failed build is remembered, never raised:
+  `module(op)` returns None and `unavailable_reason(op)` says why. `SSMREC_DISABLE_CPU_EXT=1` makes every
+  extension unavailable without building it.
+- Scan backward: the forward saves only its inputs; the backward RECOMPUTES each channel's states into a
   thread-local (L+1) x N buffer (no (B, D, L, N) tensor is ever stored), then runs the adjoint recurrence.
-- Benchmark against the reference: `python -m ssmrec_lib.ssm.cpu_ext [--batch 128 --length 200 --d-inner 128
-  --d-state 32 --repeats 3]` (prints measured times and the max errors of values and gradients).
-- Dtypes: float32 and float64 run natively; other dtypes (bf16, fp16) are computed in float32 and cast back.
+- Scan dtypes: float32 and float64 run natively; other dtypes (bf16, fp16) are computed in float32 and cast back.
+- Timings against the reference: `python -m ssmrec_lib bench kernels` (selective_scan rows "ref" vs "fast").
 """
 
 from __future__ import annotations
@@ -28,21 +33,26 @@ import logging
 import os
 import platform
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["available", "selective_scan_cpu", "build_info", "SOURCE"]
+__all__ = ["EXTENSIONS", "available", "build_info", "disabled", "module", "scan_unsupported", "selective_scan_cpu",
+           "unavailable_reason"]
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "selective_scan_cpu.cpp"
+CSRC = Path(__file__).resolve().parent / "csrc"
+EXTENSIONS = {  # op -> (source, build-name prefix, what the log calls it)
+    "selective_scan": (CSRC / "selective_scan_cpu.cpp", "ssmrec_scan_cpu", "CPU scan extension"),
+    "stream_step": (CSRC / "stream_step_cpu.cpp", "ssmrec_stream_step", "fused streaming step"),
+}
+SOURCE = EXTENSIONS["selective_scan"][0]
 CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]  # -ffast-math: lets gcc vectorise exp (libmvec)
 LDFLAGS = ["-fopenmp"]  # no -ffast-math at link time: crtfastmath.o would flush denormals process-wide
 _EXPECTED_BUILD_S = 30
 
-_state: dict = {"module": None, "error": None, "tried": False, "build_s": None, "warned": False}
+_states: dict[str, dict] = {op: {"module": None, "error": None, "tried": False, "build_s": None} for op in EXTENSIONS}
 
 
 def _cpu_model() -> str:
@@ -55,7 +65,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _build_name(source: Path = SOURCE, prefix: str = "ssmrec_scan_cpu") -> str:
+def _build_name(source: Path, prefix: str) -> str:
     h = hashlib.sha256()
     headers = sorted(source.parent.glob("*.h"))  # a changed shared header rebuilds every kernel that may include it
     for part in (source.read_bytes(), *(p.read_bytes() for p in headers), " ".join(CFLAGS + LDFLAGS).encode(),
@@ -73,13 +83,13 @@ def _build_dir(name: str) -> Path:
     return path
 
 
-def load_extension(source: Path, prefix: str, state: dict, what: str):
-    """Build (or load the cached build of) the extension `source` once per process into `state`
-    ({"module", "error", "tried", "build_s"}); failures are remembered, never raised. Shared by every C++
-    kernel of the package (this scan, ssm/fused_step.py)."""
+def _load_once(op: str):
+    """Build (or load the cached build of) the extension of `op` once per process; failures are remembered."""
+    state = _states[op]
     if state["tried"]:
         return state["module"]
     state["tried"] = True
+    source, prefix, what = EXTENSIONS[op]
     try:
         from torch.utils.cpp_extension import load
 
@@ -89,8 +99,11 @@ def load_extension(source: Path, prefix: str, state: dict, what: str):
         if not cached:
             log.warning("building ssmrec %s (one-time, ~%d s) in %s", what, _EXPECTED_BUILD_S, build_dir)
         t0 = time.perf_counter()
-        state["module"] = load(name=name, sources=[str(source)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
-                               build_directory=str(build_dir), verbose=False)
+        # copies: `load` appends torch's libraries to extra_ldflags in place, which changed the flags (and so the
+        # build name) of every extension loaded after the first one in a process: a rebuild whenever the load
+        # order differed
+        state["module"] = load(name=name, sources=[str(source)], extra_cflags=list(CFLAGS),
+                               extra_ldflags=list(LDFLAGS), build_directory=str(build_dir), verbose=False)
         state["build_s"] = time.perf_counter() - t0
         if not cached:
             log.warning("ssmrec %s built in %.1f s", what, state["build_s"])
@@ -99,33 +112,60 @@ def load_extension(source: Path, prefix: str, state: dict, what: str):
     return state["module"]
 
 
-def _load():
-    """The scan extension (built once per process)."""
-    return load_extension(SOURCE, "ssmrec_scan_cpu", _state, "CPU scan extension")
+def disabled() -> bool:
+    """True when SSMREC_DISABLE_CPU_EXT is set (to anything but "" or "0"); read on every call."""
+    return os.environ.get("SSMREC_DISABLE_CPU_EXT", "") not in ("", "0")
 
 
-def _fallback_reason() -> str | None:
-    if os.environ.get("SSMREC_DISABLE_CPU_EXT", "") not in ("", "0"):
+def module(op: str):
+    """The compiled extension of `op` ("selective_scan" | "stream_step"), built on the first call; None when it
+    is disabled or does not build. Every use of a C++ kernel goes through this function."""
+    if op not in EXTENSIONS:
+        raise ValueError(f"no C++ extension for {op!r}; there is one for {sorted(EXTENSIONS)}")
+    if disabled():
+        return None
+    return _load_once(op)
+
+
+def unavailable_reason(op: str) -> str | None:
+    """None when `module(op)` loads, else why not (builds on the first call)."""
+    if disabled():
         return "SSMREC_DISABLE_CPU_EXT is set"
-    if _load() is None:
-        return f"the C++ extension did not build ({_state['error']})"
+    if module(op) is None:
+        return f"the C++ extension did not build ({_states[op]['error']})"
     return None
 
 
-def available() -> bool:
-    """True when the C++ scan can be used (builds it on the first call). Warns once when it cannot."""
-    reason = _fallback_reason()
-    if reason is not None and not _state["warned"]:
-        _state["warned"] = True
-        warnings.warn(f"ssmrec: CPU selective-scan kernel unavailable, using the slower reference: {reason}",
-                      RuntimeWarning, stacklevel=2)
-    return reason is None
+def available(op: str = "selective_scan") -> bool:
+    """True when the C++ kernel of `op` can be used (builds it on the first call)."""
+    return unavailable_reason(op) is None
 
 
-def build_info() -> dict:
-    """Provenance: whether the extension loaded, how long loading/building took, and why it failed if it did."""
-    return {"loaded": _state["module"] is not None, "load_or_build_s": _state["build_s"], "error": _state["error"],
-            "disabled": os.environ.get("SSMREC_DISABLE_CPU_EXT", "") not in ("", "0")}
+def build_info(op: str = "selective_scan") -> dict:
+    """Provenance, without building: whether a load was tried, whether it loaded, how long loading/building took,
+    and why it failed if it did."""
+    s = _states[op]
+    return {"tried": s["tried"], "loaded": s["module"] is not None, "load_or_build_s": s["build_s"],
+            "error": s["error"], "disabled": disabled()}
+
+
+def scan_unsupported(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str | None:
+    """None when the C++ scan covers these inputs, else why not (it takes CPU tensors, input-dependent B and C
+    (B, N, L) and a real A)."""
+    if u.device.type != "cpu":
+        return f"the C++ scan runs on CPU tensors, got {u.device.type}"
+    if B.dim() != 3 or C.dim() != 3:
+        return "the C++ scan covers input-dependent B and C (B, N, L), not constant (D, N) ones"
+    if torch.is_complex(A):
+        return "the C++ scan covers a real A only"
+    return None
+
+
+def _scan_module():
+    mod = module("selective_scan")
+    if mod is None:
+        raise RuntimeError(f"C++ selective scan unavailable: {unavailable_reason('selective_scan')}")
+    return mod
 
 
 def _empty(ref: torch.Tensor) -> torch.Tensor:
@@ -144,7 +184,7 @@ class _SelectiveScanCPU(torch.autograd.Function):
         Bt = B.detach().to(ctype).transpose(1, 2).contiguous()  # (B, L, N)
         Ct = C.detach().to(ctype).transpose(1, 2).contiguous()  # (B, L, N)
         opt = lambda t: _empty(u_) if t is None else t  # noqa: E731
-        y, last = _load().fwd(u_, delta_, A_, Bt, Ct, opt(D_), opt(z_), opt(bias_), bool(delta_softplus))
+        y, last = _scan_module().fwd(u_, delta_, A_, Bt, Ct, opt(D_), opt(z_), opt(bias_), bool(delta_softplus))
         ctx.save_for_backward(u_, delta_, A_, Bt, Ct, D_, z_, bias_)
         ctx.delta_softplus = bool(delta_softplus)
         ctx.set_materialize_grads(False)
@@ -156,7 +196,7 @@ class _SelectiveScanCPU(torch.autograd.Function):
         dy = torch.zeros_like(u_) if dy is None else dy.to(u_.dtype).contiguous()
         dlast = _empty(u_) if dlast is None else dlast.to(u_.dtype).contiguous()
         opt = lambda t: _empty(u_) if t is None else t  # noqa: E731
-        du, ddelta, dA_part, dBt, dCt, dD_part, dz, dbias_part = _load().bwd(
+        du, ddelta, dA_part, dBt, dCt, dD_part, dz, dbias_part = _scan_module().bwd(
             dy, dlast, u_, delta_, A_, Bt, Ct, opt(D_), opt(z_), opt(bias_), ctx.delta_softplus)
         grads = [du, ddelta, dA_part.sum(0), dBt.transpose(1, 2), dCt.transpose(1, 2),
                  dD_part.sum(0) if D_ is not None else None, dz if z_ is not None else None,
@@ -170,69 +210,12 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     """Selective scan on the C++ kernel (same signature and shapes as `scan.selective_scan_ref`).
 
     u, delta, z (B, D, L); A (D, N) real; B, C (B, N, L) input-dependent; D, delta_bias (D,).
-    Returns y (B, D, L) [, last_state (B, D, N)]. Falls back to the reference when the kernel is unavailable
-    or for shapes it does not cover (constant B/C, complex A).
+    Returns y (B, D, L) [, last_state (B, D, N)]. Never falls back: raises ValueError for inputs the kernel does
+    not cover (`scan_unsupported`) and RuntimeError when the extension is unavailable. Choosing between this and
+    the reference is `ssm/kernels.py`'s job (`scan.selective_scan(..., kernel="cpu" | "auto")`).
     """
-    if not available() or B.dim() != 3 or C.dim() != 3 or torch.is_complex(A) or u.device.type != "cpu":
-        from .scan import selective_scan_ref
-
-        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    why = scan_unsupported(u, A, B, C)
+    if why is not None:
+        raise ValueError(why)
     y, last = _SelectiveScanCPU.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return (y, last) if return_last_state else y
-
-
-def _benchmark(argv=None) -> int:
-    """Time reference vs C++ (forward, forward+backward; median of --repeats) and print the max errors."""
-    import argparse
-    import statistics
-
-    from .scan import selective_scan_ref
-
-    p = argparse.ArgumentParser(description=_benchmark.__doc__)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--length", type=int, default=200)
-    p.add_argument("--d-inner", type=int, default=128)
-    p.add_argument("--d-state", type=int, nargs="+", default=[32, 16])
-    p.add_argument("--repeats", type=int, default=3)
-    a = p.parse_args(argv)
-    t0 = time.perf_counter()
-    ok = available()
-    print(f"torch threads {torch.get_num_threads()}; extension available={ok}; load/build "
-          f"{time.perf_counter() - t0:.1f} s; {build_info()}")
-    if not ok:
-        return 1
-    Bsz, Dm, L = a.batch, a.d_inner, a.length
-
-    def timed(fn, reps):
-        ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return statistics.median(ts) * 1e3
-
-    for N in a.d_state:
-        g = torch.Generator().manual_seed(0)
-        r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-        ins = [r(Bsz, Dm, L), r(Bsz, Dm, L) * 0.5 - 2, -torch.arange(1.0, N + 1).repeat(Dm, 1), r(Bsz, N, L),
-               r(Bsz, N, L), r(Dm), r(Bsz, Dm, L), r(Dm) * 0.1]
-        ins = [t.requires_grad_() for t in ins]
-        gy = r(Bsz, Dm, L)
-        res = {}
-        for name, fn in (("reference", selective_scan_ref), ("C++", selective_scan_cpu)):
-            with torch.no_grad():
-                t_f = timed(lambda: fn(*ins, delta_softplus=True), a.repeats)
-            t_fb = timed(lambda: torch.autograd.grad(fn(*ins, delta_softplus=True), ins, gy), a.repeats)
-            y = fn(*ins, delta_softplus=True)
-            res[name] = (y, *torch.autograd.grad(y, ins, gy))
-            print(f"B={Bsz} L={L} D={Dm} N={N} {name:>9}: fwd {t_f:8.1f} ms   fwd+bwd {t_fb:8.1f} ms", flush=True)
-        for what, got, ref in zip(("y", "du", "ddelta", "dA", "dB", "dC", "dD", "dz", "ddelta_bias"),
-                                  res["C++"], res["reference"]):
-            err = (got - ref).abs().max()
-            print(f"    {what:>11}: max abs err {err:.2e}   max abs err / max |ref| {err / ref.abs().max():.2e}")
-    return 0
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    raise SystemExit(_benchmark())

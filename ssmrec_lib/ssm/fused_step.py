@@ -1,4 +1,5 @@
 """A fused CPU streaming step for the SSM recommenders (Mamba4Rec, 2Mamba4Rec): one C++ call per new event.
+("Fused" as in many ops in one call: this is the kernel="cpu" path, not the CUDA kernels of kernel="fused".)
 
     stepper = FusedStep(model)              # packs the weights once (eval-mode inference; rebuild after training)
     h, state = stepper.update(state, item)  # same contract and result as streaming.update(model, state, item)
@@ -13,49 +14,62 @@ Mamba; (conv_state, ssm_state) for Mamba2), so the two paths interoperate: prefi
 
 Glossary: d = d_model, E = d_inner, N = d_state, R = dt_rank, K = d_conv, H heads, P = headdim, G = ngroups,
 A = -exp(A_log) (stored precomputed), layout of `meta` = the enum in the C++ file (header, then 32 ints per layer).
-Build: JIT with the scan's flags and cache (cpu_ext.load_extension). `available()` is False when it does not build;
-callers then use the Python step (streaming.update does).
+This is the "cpu" path of the op "stream_step" in `ssm/kernels.py`: `streaming.update` runs it when the model's
+kernel switch resolves to "cpu" there (kernel="cpu", or "auto" on CPU when the extension builds and
+`unsupported_reason(model)` is None), and the Python step otherwise. Build: `ssm/cpu_ext.py` (JIT, the scan's
+flags and cache), reached through `kernels.cpu_kernel("stream_step")`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from . import cpu_ext
+from . import kernels
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "stream_step_cpu.cpp"
-_state: dict = {"module": None, "error": None, "tried": False, "build_s": None}
 _FIELDS = ["KIND", "E", "N", "R", "K", "H", "P", "G", "CONV_DIM", "IN_W", "IN_B", "CONV_W", "CONV_B", "XPROJ_W",
            "DTPROJ_W", "DT_B", "A", "D", "NORM_W", "OUT_W", "OUT_B", "LN_W", "LN_B", "FF_W1", "FF_B1", "FF_W2",
            "FF_B2", "FF_LN_W", "FF_LN_B", "IN_ROWS"]
 
 
-def _load():
-    return cpu_ext.load_extension(SOURCE, "ssmrec_stream_step", _state, "fused streaming step")
-
-
 def available() -> bool:
-    """True when the C++ step builds (or is cached) on this machine."""
-    return _load() is not None
+    """True when the C++ step builds (or is cached) on this machine (builds it on the first call)."""
+    return unavailable_reason() is None
 
 
 def unavailable_reason() -> str | None:
-    return None if available() else f"the C++ step did not build ({_state['error']})"
+    """None when the C++ step loads, else why not."""
+    return kernels.cpu_unavailable_reason("stream_step")
 
 
-def supports(model) -> bool:
-    """Mamba4Rec / 2Mamba4Rec on CPU in float32."""
+def unsupported_reason(model) -> str | None:
+    """None when the C++ step covers `model` (Mamba4Rec / 2Mamba4Rec, eval mode, CPU, float32, LayerNorm eps
+    1e-5, Mamba2's gate-then-norm over d_inner / ngroups groups), else why not."""
     from .mamba import Mamba
     from .mamba2 import Mamba2
 
+    name = getattr(model, "name", type(model).__name__)
     layers = getattr(model, "layers", None)
-    if not layers or not hasattr(model, "step"):
-        return False
+    if not layers or not hasattr(model, "step") or not all(isinstance(getattr(layer, "block", None), (Mamba, Mamba2))
+                                                            for layer in layers):
+        return f"the C++ streaming step covers Mamba4Rec / 2Mamba4Rec; {name} is neither"
+    if model.training:
+        return f"{name} is in training mode (the C++ step packs eval-mode weights once; call model.eval())"
     w = model.item_emb.weight
-    return (w.device.type == "cpu" and w.dtype == torch.float32
-            and all(isinstance(layer.block, (Mamba, Mamba2)) for layer in layers))
+    if w.device.type != "cpu" or w.dtype != torch.float32:
+        return f"the C++ streaming step takes float32 CPU weights, {name} has {w.dtype} on {w.device.type}"
+    for eps in [model.emb_norm.eps] + [m.eps for layer in layers for m in (layer.norm, layer.ffn.norm)]:
+        if abs(eps - 1e-5) > 1e-12:
+            return f"the C++ streaming step assumes LayerNorm eps 1e-5, {name} has {eps}"
+    for layer in layers:
+        b = layer.block
+        if isinstance(b, Mamba2) and (b.norm.norm_before_gate or b.norm.group_size != b.d_inner // b.ngroups):
+            return "the C++ streaming step assumes Mamba2's gate-then-norm over d_inner / ngroups groups"
+    return None
+
+
+def supports(model) -> bool:
+    """True when the C++ step covers `model` (`unsupported_reason` is None)."""
+    return unsupported_reason(model) is None
 
 
 class _Packer:
@@ -82,21 +96,16 @@ class FusedStep:
     def __init__(self, model) -> None:
         from .mamba import Mamba
 
-        if not supports(model):
-            raise ValueError(f"{getattr(model, 'name', type(model).__name__)}: the fused step covers Mamba / Mamba2 "
-                             "recommenders on CPU in float32")
-        self.module = _load()
-        if self.module is None:
-            raise RuntimeError(unavailable_reason())
+        why = unsupported_reason(model)
+        if why is not None:
+            raise ValueError(why)
+        self.module = kernels.cpu_kernel("stream_step")
         pk = _Packer()
         layer0 = model.layers[0]
         d = model.d_model
         d_ff = layer0.ffn.w1.out_features
         head = [len(model.layers), d, d_ff, int(layer0.residual), self.module.layer_ints,
                 pk.add(model.item_emb.weight), pk.add(model.emb_norm.weight), pk.add(model.emb_norm.bias)]
-        for eps in [model.emb_norm.eps] + [m.eps for layer in model.layers for m in (layer.norm, layer.ffn.norm)]:
-            if abs(eps - 1e-5) > 1e-12:
-                raise ValueError(f"the fused step assumes LayerNorm eps 1e-5, got {eps}")
         blocks = []
         for layer in model.layers:
             b = layer.block
@@ -114,8 +123,6 @@ class FusedStep:
                 f["XPROJ_W"], f["DTPROJ_W"] = pk.add(b.x_proj.weight), pk.add(b.dt_proj.weight)
                 f["DT_B"], f["NORM_W"] = pk.add(b.dt_proj.bias), -1
             else:
-                if b.norm.norm_before_gate or b.norm.group_size != b.d_inner // b.ngroups:
-                    raise ValueError("the fused Mamba2 step assumes gate-then-norm over d_inner / ngroups groups")
                 f["KIND"], f["H"], f["P"], f["G"], f["CONV_DIM"] = 1, b.nheads, b.headdim, b.ngroups, b.conv_dim
                 f["DT_B"], f["NORM_W"] = pk.add(b.dt_bias), pk.add(b.norm.weight)
                 f["XPROJ_W"] = f["DTPROJ_W"] = -1
@@ -144,4 +151,4 @@ class FusedStep:
         return h, list(zip(out[1:1 + n], out[1 + n:]))
 
 
-__all__ = ["FusedStep", "available", "supports", "unavailable_reason"]
+__all__ = ["FusedStep", "available", "supports", "unavailable_reason", "unsupported_reason"]

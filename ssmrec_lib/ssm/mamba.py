@@ -50,7 +50,8 @@ class Mamba(nn.Module):
 
     dt_init: "mamba" = dt_proj.bias = softplus^-1(dt), dt log-uniform in [dt_min, dt_max] (mamba-ssm);
              "zero_bias" = dt_proj.bias = 0, i.e. dt = softplus(0) ~ 0.69 at init (Mamba4Rec's `_init_weights`).
-    kernel: "auto" | "ref" | "fused" for the conv and the scan (`ssm/kernels.py`).
+    kernel: "auto" | "ref" | "cpu" | "fused" for the conv, the scan and the step's state update (`ssm/kernels.py`);
+            only the scan has a C++ kernel, so under "cpu" the conv and the state update run their PyTorch maths.
     """
 
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,

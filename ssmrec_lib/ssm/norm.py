@@ -7,7 +7,8 @@
 
 Glossary: x (..., d) the SSM output, z (..., d) the gate branch, weight (d,) (mamba-ssm's parameter name).
 The fused path is mamba-ssm's Triton `rmsnorm_fn` (CUDA only), with the same parameter, so checkpoints move
-between paths. Reference: Dao & Gu 2024 (Mamba2) section 7; mamba_ssm/ops/triton/layernorm_gated.py.
+between paths; kernel="cpu" runs the reference (there is no C++ norm).
+Reference: Dao & Gu 2024 (Mamba2) section 7; mamba_ssm/ops/triton/layernorm_gated.py.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ Three implementations of the same maths:
                            (slicing x[:, :, t] per step is ~25x slower under autograd: FACTS.md)
     selective_scan_naive   the literal double loop over time and state (test oracle, tiny sizes only)
     selective_scan_matrix  the explicit matrix form y = M u, M[t, s] = C_t^T (prod_{k=s+1..t} Ab_k) dt_s B_s
-and the dispatcher `selective_scan(..., kernel=)` which picks mamba-ssm's fused CUDA kernel, the C++ CPU
-kernel (`ssm/cpu_ext.py`), or the reference.
+and `selective_scan(..., kernel=)`, which runs the path `ssm/kernels.py` resolves: "ref" -> selective_scan_ref,
+"cpu" -> the C++ kernel (`ssm/csrc/selective_scan_cpu.cpp`), "fused" -> mamba-ssm's CUDA `selective_scan_fn`.
 
 All computation happens in float32 (float64 stays float64); outputs are cast back to u's dtype.
 References: mamba-ssm `selective_scan_ref` (shapes and argument names kept so fused kernels interchange).
@@ -153,18 +153,17 @@ def selective_scan_matrix(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, kernel: kernels.KernelChoice = "auto"):
-    """Selective scan with kernel dispatch (same signature and shapes as `selective_scan_ref`).
+    """Selective scan on the path `kernel` names (same signature and shapes as `selective_scan_ref`).
 
-    fused -> mamba-ssm `selective_scan_fn` (CUDA); ref on CPU -> the C++ kernel of `ssm/cpu_ext.py` when it
-    builds (input-dependent B and C only), else `selective_scan_ref`; ref on CUDA -> `selective_scan_ref`.
+    "ref" -> `selective_scan_ref` (any device); "cpu" -> the C++ kernel (CPU tensors, input-dependent B and C,
+    real A; raises `kernels.KernelUnavailable` otherwise); "fused" -> mamba-ssm `selective_scan_fn` (CUDA);
+    "auto" -> the fastest of those that can run these inputs (`kernels.resolve`).
     """
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    path = kernels.resolve(kernel, "selective_scan", u.device)
+    why_not_cpp = kernels.scan_cpu_unsupported(u, A, B, C) if kernel in ("cpu", "auto") else None
+    path = kernels.resolve(kernel, "selective_scan", u.device, cpu_unsupported=why_not_cpp)
     if path == "fused":
         return kernels.fused_kernels().selective_scan_fn(*args)
-    if u.device.type == "cpu" and B.dim() == 3 and C.dim() == 3 and not torch.is_complex(A):
-        from . import cpu_ext
-
-        if cpu_ext.available():
-            return cpu_ext.selective_scan_cpu(*args)
+    if path == "cpu":
+        return kernels.cpu_kernel("selective_scan")(*args)
     return selective_scan_ref(*args)

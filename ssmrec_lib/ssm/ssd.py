@@ -208,7 +208,8 @@ def ssd_chunked(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=No
 
 def ssd(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=None, dt_softplus=False,
         initial_states=None, return_final_states=False, kernel: kernels.KernelChoice = "auto"):
-    """Dispatch: fused `mamba_chunk_scan_combined` (CUDA, mamba-ssm) or `ssd_chunked`. Same arguments."""
+    """Dispatch (`kernels.resolve`): "fused" -> `mamba_chunk_scan_combined` (CUDA, mamba-ssm); "ref" and "cpu"
+    (there is no C++ SSD) -> `ssd_chunked`; "auto" -> fused on CUDA when it imports. Same arguments."""
     if kernels.resolve(kernel, "ssd", X.device) == "fused":
         fn = kernels.fused_kernels().mamba_chunk_scan_combined
         return fn(X, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias, initial_states=initial_states,

@@ -1,9 +1,10 @@
-"""Selective scan: naive recurrence == explicit matrix form == reference loop == C++ kernel (values and grads)."""
+"""Selective scan: naive recurrence == explicit matrix form == reference loop == C++ kernel (values and grads),
+and the scan's kernel switch (ref / cpu / auto / fused)."""
 
 from __future__ import annotations
 
 import itertools
-import warnings
+import logging
 
 import pytest
 import torch
@@ -99,10 +100,8 @@ def test_fused_on_cpu_raises_with_hint():
 # ---------------------------------------------------------------- C++ kernel
 
 def _need_ext():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if not cpu_ext.available():
-            pytest.skip(f"C++ CPU scan extension unavailable: {cpu_ext.build_info()}")
+    if not cpu_ext.available():
+        pytest.skip(f"C++ CPU scan extension unavailable: {cpu_ext.build_info()}")
 
 
 @pytest.mark.parametrize("use_D,use_z,use_bias,softplus", [(True, True, True, True), (False, False, False, False),
@@ -166,48 +165,105 @@ def test_cpp_bfloat16_in_bfloat16_out():
     torch.testing.assert_close(y, y_ref, rtol=2e-2, atol=2e-2)
 
 
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-13), (torch.float32, 1e-6)])
+def test_cpp_softplus_keeps_relative_precision_for_very_negative_preactivations(dtype, rtol):
+    """dt = softplus(x) ~ exp(x) for x << 0: log(1 + exp(x)) rounds 1 + exp(x) and loses every digit there
+    (float64: 5e-8 relative error at -20, 2e-3 at -30, dt = 0 at -40); log1p keeps them. With u = B = C = 1,
+    one step and one state, y = dt exactly."""
+    _need_ext()
+    x = torch.tensor([-15.0, -20.0, -30.0, -40.0, -60.0, -3.0, 0.0, 4.0], dtype=dtype)
+    Dm = x.numel()
+    one = torch.ones(1, 1, 1, dtype=dtype)
+    u = torch.ones(1, Dm, 1, dtype=dtype)
+    delta = x.view(1, Dm, 1) - 0.5  # exact in binary; the bias adds the 0.5 back before the softplus
+    bias = torch.full((Dm,), 0.5, dtype=dtype)
+    y = selective_scan(u, delta, -torch.ones(Dm, 1, dtype=dtype), one, one, delta_bias=bias, delta_softplus=True,
+                       kernel="cpu")
+    want = torch.nn.functional.softplus(x)
+    assert (want > 0).all()
+    torch.testing.assert_close(y.flatten(), want, rtol=rtol, atol=0)
+
+
+def test_loading_leaves_the_build_flags_and_names_alone(monkeypatch, tmp_path):
+    """torch's `load` extends extra_ldflags in place: passing the module's list changed the build name of every
+    extension loaded after the first, so the stream step rebuilt (~30 s) whenever the load order differed."""
+    import torch.utils.cpp_extension
+
+    def fake_load(name, sources, extra_cflags, extra_ldflags, build_directory, verbose):
+        extra_ldflags += ["-L/torch/lib", "-ltorch"]  # what torch's load does
+        return object()
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", fake_load)
+    monkeypatch.setenv("SSMREC_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SSMREC_DISABLE_CPU_EXT", raising=False)
+    for op in cpu_ext.EXTENSIONS:
+        monkeypatch.setitem(cpu_ext._states, op, {"module": None, "error": None, "tried": False, "build_s": None})
+    names = {op: cpu_ext._build_name(*cpu_ext.EXTENSIONS[op][:2]) for op in cpu_ext.EXTENSIONS}
+    flags = (list(cpu_ext.CFLAGS), list(cpu_ext.LDFLAGS))
+    assert all(cpu_ext.module(op) is not None for op in cpu_ext.EXTENSIONS)
+    assert (cpu_ext.CFLAGS, cpu_ext.LDFLAGS) == flags
+    assert names == {op: cpu_ext._build_name(*cpu_ext.EXTENSIONS[op][:2]) for op in cpu_ext.EXTENSIONS}
+
+
 def test_loading_the_extension_keeps_denormals():
     """-ffast-math must stay out of the link step: crtfastmath.o would flush denormals for the whole process."""
     _need_ext()
     assert (torch.tensor([1e-40]) * 1.0).item() != 0.0
 
 
-def test_dispatch_uses_cpp_on_cpu(monkeypatch):
+@pytest.mark.parametrize("kernel", ["cpu", "auto"])
+def test_dispatch_uses_cpp_on_cpu(monkeypatch, kernel):
     _need_ext()
     called = []
     real = cpu_ext.selective_scan_cpu
     monkeypatch.setattr(cpu_ext, "selective_scan_cpu", lambda *a: called.append(1) or real(*a))
     inp = make_inputs(dtype=torch.float32)
-    y = selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], kernel="ref")
+    y = selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], kernel=kernel)
     assert called and rel_err(y, selective_scan_ref(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"],
                                                     inp["D"])) < 1e-5
 
 
-def test_disable_env_falls_back_with_one_warning(monkeypatch):
+def test_cpp_refuses_inputs_it_does_not_cover():
+    """Constant B, C: kernel="cpu" raises (it never swaps in the reference), "auto" takes the reference."""
+    inp = make_inputs(const_BC=True)
+    with pytest.raises(kernels.KernelUnavailable, match="constant"):
+        _call(selective_scan, inp, True, True, True, True, kernel="cpu")
+    with pytest.raises(ValueError, match="constant"):
+        _call(cpu_ext.selective_scan_cpu, inp, True, True, True, True)
+    y = _call(selective_scan, inp, True, True, True, True, kernel="auto")
+    for a, b in zip(y, _call(selective_scan_ref, inp, True, True, True, True)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_disabled_extension_auto_takes_reference_cpu_raises(monkeypatch):
     monkeypatch.setenv("SSMREC_DISABLE_CPU_EXT", "1")
-    monkeypatch.setitem(cpu_ext._state, "warned", False)
+    assert not cpu_ext.available()
     inp = make_inputs(dtype=torch.float32)
-    with pytest.warns(RuntimeWarning, match="SSMREC_DISABLE_CPU_EXT"):
-        assert not cpu_ext.available()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second call must not warn again
-        y = _call(cpu_ext.selective_scan_cpu, inp, True, True, True, True)
-        y2 = _call(selective_scan, inp, True, True, True, True, kernel="auto")
-    y_ref = _call(selective_scan_ref, inp, True, True, True, True)
-    for a, b in zip(y + y2, y_ref + y_ref):
-        torch.testing.assert_close(a, b)
+    y = _call(selective_scan, inp, True, True, True, True, kernel="auto")
+    for a, b in zip(y, _call(selective_scan_ref, inp, True, True, True, True)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(kernels.KernelUnavailable, match="SSMREC_DISABLE_CPU_EXT is set.*ninja"):
+        _call(selective_scan, inp, True, True, True, True, kernel="cpu")
+    with pytest.raises(RuntimeError, match="SSMREC_DISABLE_CPU_EXT"):
+        _call(cpu_ext.selective_scan_cpu, inp, True, True, True, True)
 
 
-def test_build_failure_falls_back_and_names_reason(monkeypatch):
-    for key, value in {"tried": True, "module": None, "error": "RuntimeError: Ninja is required",
-                       "warned": False}.items():
-        monkeypatch.setitem(cpu_ext._state, key, value)
+def test_build_failure_auto_warns_once_and_cpu_names_reason(monkeypatch, caplog):
+    for key, value in {"tried": True, "module": None, "error": "RuntimeError: Ninja is required"}.items():
+        monkeypatch.setitem(cpu_ext._states["selective_scan"], key, value)
     monkeypatch.delenv("SSMREC_DISABLE_CPU_EXT", raising=False)
-    with pytest.warns(RuntimeWarning, match="Ninja is required"):
-        assert not cpu_ext.available()
+    monkeypatch.setattr(kernels, "_logged", set())
     inp = make_inputs()
-    y = _call(selective_scan, inp, True, True, True, True)[0]
-    torch.testing.assert_close(y, _call(selective_scan_ref, inp, True, True, True, True)[0])
+    with caplog.at_level(logging.INFO, logger=kernels.__name__):
+        ys = [_call(selective_scan, inp, True, True, True, True)[0] for _ in range(2)]
+    records = [r for r in caplog.records if r.name == kernels.__name__]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+    assert "-> ref" in records[0].getMessage() and "Ninja is required" in records[0].getMessage()
+    want = _call(selective_scan_ref, inp, True, True, True, True)[0]
+    for y in ys:
+        torch.testing.assert_close(y, want, rtol=0, atol=0)
+    with pytest.raises(kernels.KernelUnavailable, match="Ninja is required"):
+        _call(selective_scan, inp, True, True, True, True, kernel="cpu")
 
 
 def test_cpp_backward_is_bit_reproducible():

@@ -5,6 +5,7 @@ import torch
 
 from ssmrec_lib import streaming
 from ssmrec_lib.models.registry import build_model
+from ssmrec_lib.ssm import kernels
 from ssmrec_lib.stream_bench import bench_streaming
 
 CASES = [
@@ -106,10 +107,60 @@ def test_fused_step_follows_weight_changes():
 
 
 def test_fused_step_refuses_models_it_does_not_cover():
-    with pytest.raises(streaming.NotStreamable, match="no fused step"):
+    with pytest.raises(kernels.KernelUnavailable, match="covers Mamba4Rec / 2Mamba4Rec; gru4rec is neither"):
         streaming.update(build_model("gru4rec", n_items=10, max_len=8).eval(),
                          build_model("gru4rec", n_items=10, max_len=8).allocate_inference_state(1),
                          torch.tensor([1]), fused=True)
+
+
+@pytest.mark.parametrize("name", ["mamba4rec", "mamba2rec"])
+def test_streaming_step_follows_the_kernel_switch(name, monkeypatch):
+    """ref: the Python step, the extension never loaded; cpu: the C++ step, same read-out; auto: the C++ step on
+    CPU where it builds."""
+    from ssmrec_lib.ssm import cpu_ext, fused_step
+
+    torch.manual_seed(0)
+    models = {k: build_model(name, n_items=40, max_len=32, overrides={"kernel": k}).eval()
+              for k in ("ref", "cpu", "auto")}
+    for k in ("cpu", "auto"):
+        models[k].load_state_dict(models["ref"].state_dict())
+    history = torch.randint(1, 41, (2, 12))
+    steps = []
+    real_update = fused_step.FusedStep.update
+    monkeypatch.setattr(fused_step.FusedStep, "update", lambda self, *a: steps.append(1) or real_update(self, *a))
+    real_module = cpu_ext.module
+
+    def no_cpp(op):
+        raise AssertionError(f"kernel='ref' reached the C++ extension ({op})")
+
+    monkeypatch.setattr(cpu_ext, "module", no_cpp)
+    h_ref, _ = streaming.prefill(models["ref"], history)
+    assert streaming.fused_stepper(models["ref"]) is None and not steps
+    with pytest.raises(kernels.KernelUnavailable, match="kernel='ref' rules it out"):
+        streaming.update(models["ref"], models["ref"].allocate_inference_state(2), history[:, 0], fused=True)
+    monkeypatch.setattr(cpu_ext, "module", real_module)
+    if not fused_step.available():
+        pytest.skip(fused_step.unavailable_reason())
+    for k in ("cpu", "auto"):
+        steps.clear()
+        h, _ = streaming.prefill(models[k], history)
+        assert len(steps) == history.shape[1], k  # every event went through the C++ step
+        torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-5)
+        steps.clear()
+        streaming.update(models[k], models[k].allocate_inference_state(2), history[:, 0], fused=False)
+        assert not steps  # fused=False: the Python step
+
+
+def test_explicit_cpu_step_raises_where_it_cannot_run():
+    model = build_model("mamba4rec", n_items=20, max_len=16, overrides={"kernel": "cpu"})
+    state = model.allocate_inference_state(1)
+    with pytest.raises(kernels.KernelUnavailable, match="training mode"):
+        streaming.update(model.train(), state, torch.tensor([1]))
+    with pytest.raises(kernels.KernelUnavailable, match="float32"):
+        streaming.update(model.eval().double(), model.allocate_inference_state(1), torch.tensor([1]))
+    with pytest.raises(kernels.KernelUnavailable, match="requirements-gpu"):
+        streaming.update(build_model("mamba4rec", n_items=20, max_len=16, overrides={"kernel": "fused"}).eval(),
+                         state, torch.tensor([1]))
 
 
 def test_fused_step_is_dropped_when_the_model_changes_dtype():

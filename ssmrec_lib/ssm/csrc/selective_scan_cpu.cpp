@@ -32,13 +32,15 @@ using ssmrec::AVec;  // 64-byte aligned scratch: bit-reproducible fast-math redu
 
 // ---- per-channel passes over time (contiguous in t, vectorised by the compiler) ----
 
-// dt[t] = softplus(delta[t] + bias) = max(x, 0) + log(1 + exp(-|x|))   (no overflow, no branch)
+// dt[t] = softplus(delta[t] + bias) = max(x, 0) + log1p(exp(-|x|))   (no overflow, no branch; log1p keeps the
+// relative precision for x << 0, where dt ~ exp(x): log(1 + exp(x)) rounds 1 + exp(x) to 1 below x ~ -17 in
+// float32 and x ~ -37 in float64, and loses digits well before that)
 template <typename T>
 inline void dt_pass(T* __restrict dt, const T* __restrict delta, T bias, bool use_softplus, int64_t L) {
   if (use_softplus) {
     for (int64_t t = 0; t < L; ++t) {
       const T x = delta[t] + bias;
-      dt[t] = std::max(x, T(0)) + std::log(T(1) + std::exp(-std::abs(x)));
+      dt[t] = std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
     }
   } else {
     for (int64_t t = 0; t < L; ++t) dt[t] = delta[t] + bias;
