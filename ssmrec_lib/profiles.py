@@ -13,8 +13,9 @@
            too slowly for 2 cores in a probe whose log was not kept (so no figure is given for it).
            The ML-1M reproduction (`make reproduce-ml1m`) trains on top of this profile with the Makefile's
            REPRO_SET. The one committed at fd8f45c used windows=all, 16 users per step, lr 2e-3, 400 warm-up steps,
-           30 epochs: 4x the optimizer steps per epoch; Mamba4Rec reached the same validation NDCG@10 (0.1605 against 0.1597) in 30 epochs instead of 50
-           (runs mamba4rec_ml-1m_full_s0_9b83a552 and _67e4e851 at e607897; 56 and 105 s per epoch, shared machine).
+           30 epochs: 4x the optimizer steps per epoch; Mamba4Rec reached the same validation NDCG@10 (0.1605
+           against 0.1597) in 30 epochs instead of 50 (runs mamba4rec_ml-1m_full_s0_9b83a552 and _67e4e851 at
+           e607897; 56 and 105 s per epoch, shared machine).
            The profile itself is unchanged, so runs made with it stay comparable.
 Every causal model trains with all-position next-item CE (objective "auto"): the same information as RecBole's
 prefix augmentation in one pass per sequence; `--set objective=last_item` gives the RecBole protocol.
