@@ -111,3 +111,30 @@ def test_smoke_results_hold_llm_rows_with_their_backbone_labelled(smoke_run):
     assert res.loc[list(PROFILES["smoke"].models), "backbone"].isna().all()  # sequence models carry no backbone
     html = (root / "05_results.html").read_text()
     assert "LLM-based rows" in html and "NOT pretrained" in html
+
+
+def test_smoke_results_name_their_runs_and_a_rerun_says_it_reused_them(smoke_run):
+    """Run identity as the reader meets it: every result row names its run folder and the commit that trained it;
+    a second workbook pass reuses the finished run (same identity) and says so in the report and the index."""
+    root, _ = smoke_run
+    import pandas as pd
+
+    res = pd.read_csv(root / "results.csv")
+    assert res["run_id"].notna().all() and res["trained"].str.match(r"^[0-9a-f]{12} on \d{4}-\d\d-\d\d$").all()
+    index = (root / "index.html").read_text()
+    assert index.count("trained in this workbook run") == len(list((root / "runs").glob("*/metrics.json")))
+    run_workbook("smoke", out_root=root.parent, only=["03_train_pop"])
+    html = (root / "03_train_pop_synthetic_s0.html").read_text()
+    assert "reused: trained at" in html and "identity matches this code" in html
+    index = (root / "index.html").read_text()
+    pop_row = next(r for r in index.split("<tr>") if "pop_synthetic_smoke_s0_" in r)
+    assert "reused" in pop_row
+
+
+def test_parameters_and_papermill_metadata_name_repo_relative_folders(tmp_path):
+    from ssmrec_lib.workbook import ROOT, shown_path
+
+    assert shown_path(ROOT / "outputs" / "quick") == "outputs/quick"
+    assert shown_path(tmp_path) == str(tmp_path.resolve())  # outside the repository nothing is committed
+    steps = plan("quick", None, None, ROOT / "outputs" / "quick", None, False)
+    assert {s.parameters["out_dir"] for s in steps} == {"outputs/quick"}
