@@ -220,8 +220,11 @@ def trained_stamp(identity: dict[str, Any]) -> dict[str, Any]:
 
 def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int = 0,
                    overrides: dict[str, Any] | None = None, data_dir: str | None = None, out: str = DEFAULT_OUT,
-                   force: bool = False, hooks=None, data=None) -> dict[str, Any]:
+                   force: bool = False, hooks=None, data=None, score_test: bool = True) -> dict[str, Any]:
     """Resolve configs, train (or resume / reuse by identity), write the run folder; returns the metrics payload.
+
+    `score_test=False` (tuning trials, tune.py): the test split is never scored and metrics.json says so; such a
+    run is not reused where test metrics are asked for.
 
     `data` (SequenceData) skips loading (notebooks, tests); its content, not its name, enters the identity.
     `hooks` go to the Trainer. `force` deletes a finished run of the same identity and trains it again.
@@ -240,6 +243,9 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
         shutil.rmtree(run_dir)
     reused = reuse_finished(run_dir, identity)
     if reused is not None:
+        if score_test and reused.get("test") is None:
+            raise UserError(f"{run_dir} is a tuning trial (its test split was never scored); train the final run "
+                            "into another --out folder, or retrain it here with force=True (--force)")
         return reused
     stored = read_identity(run_dir)
     if stored is not None and stored != identity:  # an unfinished folder of another identity: never resumed
@@ -247,7 +253,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
                         f"{identity_diff(stored, identity)}); delete it or pass force=True (--force)")
 
     trainer = Trainer(net, split, cfg, run_dir=run_dir, hooks=hooks, dataset_protocol=data.protocol,
-                      identity=identity)
+                      identity=identity, score_test=score_test)
     n_params = {"with_embeddings": net.n_params(True), "without_embeddings": net.n_params(False)}
     atomic_write_json(run_dir / "config.json", {
         "run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
@@ -263,7 +269,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     })
     result = trainer.fit()
     payload = {"run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
-               "n_params": n_params, **result, "trained": trained_stamp(identity)}
+               "n_params": n_params, **result, "test_scored": score_test, "trained": trained_stamp(identity)}
     atomic_write_json(run_dir / "metrics.json", payload)
     return {**payload, "provenance": {"status": "trained now", "git_sha": payload["trained"]["git_sha"],
                                       "finished_at": payload["trained"]["finished_at"]}}

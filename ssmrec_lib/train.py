@@ -139,8 +139,9 @@ class Trainer:
 
     def __init__(self, model, split, cfg: TrainConfig, run_dir: str | Path | None = None,
                  hooks: list[Hook] | None = None, dataset_protocol: dict | None = None,
-                 identity: dict | None = None) -> None:
+                 identity: dict | None = None, score_test: bool = True) -> None:
         self.model, self.split, self.cfg = model, split, cfg
+        self.score_test = score_test  # False: a tuning trial, whose test split stays unread (tune.py)
         self.identity = identity  # experiment.run_identity; checkpoints carry it and resume compares it
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.hooks = list(hooks or [])
@@ -351,7 +352,7 @@ class Trainer:
         return self._finish(state)
 
     def _finish(self, state: dict) -> dict[str, Any]:
-        test = self.evaluate("test")  # once, with the best weights
+        test = self.evaluate("test") if self.score_test else None  # once, with the best weights
         secs = state["train_seconds"]
         return {
             "valid": state["best_valid"], "test": test, "best_epoch": state["best_epoch"],

@@ -1,0 +1,151 @@
+"""Hyperparameter search on the validation split: Optuna's TPE sampler, a median pruner on per-epoch validation
+NDCG@10, the study in SQLite (or any SQLAlchemy URL, e.g. PostgreSQL for many machines).
+
+    python -m ssmrec_lib tune --model mamba4rec --dataset ml-1m --profile full --trials 20 --timeout-minutes 120
+
+Each trial is one run through experiment.run_experiment, with the trial's parameters as --set overrides on top of
+the profile (and `base` overrides), in its own run folder under <out>/runs: a trial repeated with the same
+parameters reuses its run, and an interrupted study continues where it stopped (same storage, same study name).
+The objective is the run's best validation NDCG@10. Trials never score the test split (score_test=False): the
+test split is scored once, by the final runs of the chosen configuration.
+
+Search spaces (SPACES) cover what matters per model: lr, users per step, dropout, layers, weight decay, warm-up, and
+the state size of the SSMs. A parameter fixed in `base` is not searched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UnknownNameError, UserError
+
+log = logging.getLogger(__name__)
+METRIC = "ndcg@10"
+
+# name -> (kind, choices or (low, high)); kinds: "cat" (categorical), "log" (log-uniform float), "float"
+Space = dict[str, tuple[str, Any]]
+COMMON: Space = {
+    "lr": ("log", (2e-4, 3e-3)),
+    "batch_size": ("cat", (16, 32, 64)),
+    "dropout": ("float", (0.1, 0.5)),
+    "weight_decay": ("cat", (0.0, 1e-5, 1e-4, 1e-3)),
+    "warmup_steps": ("cat", (0, 400, 1000)),
+    "n_layers": ("cat", (1, 2, 3)),
+}
+SPACES: dict[str, Space] = {
+    "sasrec": {**COMMON, "attn_dropout": ("float", (0.0, 0.5))},
+    "mamba4rec": {**COMMON, "d_state": ("cat", (16, 32, 64))},
+    "mamba2rec": {**COMMON, "d_state": ("cat", (32, 64, 128))},
+    "hydra4rec": {**COMMON, "d_state": ("cat", (32, 64, 128)), "mask_prob": ("float", (0.1, 0.4))},
+    "gru4rec": {k: v for k, v in COMMON.items() if k != "n_layers"},
+    "bert4rec": {**COMMON, "mask_prob": ("float", (0.1, 0.4))},
+    "lrurec": COMMON,
+}
+
+
+def suggest(trial, space: Space, fixed: dict[str, Any]) -> dict[str, str]:
+    """The trial's overrides (as --set strings) for every parameter of `space` not fixed in `fixed`."""
+    out = {}
+    for name, (kind, arg) in space.items():
+        if name in fixed:
+            continue
+        if kind == "cat":
+            v = trial.suggest_categorical(name, list(arg))
+        elif kind == "log":
+            v = trial.suggest_float(name, *arg, log=True)
+        elif kind == "float":
+            v = trial.suggest_float(name, *arg)
+        else:
+            raise ValueError(f"unknown search kind {kind!r} for {name}")
+        out[name] = f"{v:.6g}" if isinstance(v, float) else str(v)  # rounded: a repeated trial reuses its run
+    return out
+
+
+def default_storage(out: str | Path, study: str) -> str:
+    return f"sqlite:///{Path(out) / f'{study}.db'}"
+
+
+def pruning_hook(trial) -> Callable[[str, dict], None]:
+    """Trainer hook: report each epoch's validation NDCG@10 to the trial and stop the run when the pruner says so."""
+    import optuna
+
+    def hook(event: str, info: dict) -> None:
+        if event != "epoch_end":
+            return
+        trial.report(float(info["valid"][METRIC]), step=int(info["epoch"]))
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {info['epoch']}")
+
+    return hook
+
+
+def run_study(model: str, dataset: str, profile: str = "full", trials: int = 20, timeout_minutes: float | None = None,
+              base: dict[str, Any] | None = None, out: str | Path = "outputs/full/tuning", storage: str | None = None,
+              study: str | None = None, seed: int = 0, data=None, data_dir: str | None = None,
+              startup_trials: int = 5, warmup_epochs: int = 3):
+    """Run (or continue) the study `study` (default <model>_<dataset>_<profile>); returns the optuna Study.
+
+    `trials` counts the trials this call adds; `timeout_minutes` stops starting new ones after that time.
+    `base`: overrides every trial shares (fixed parameters leave the search). `data` skips loading (tests).
+    """
+    import optuna
+
+    from .experiment import load_data, run_experiment
+
+    if model not in SPACES:
+        raise UnknownNameError(f"no search space for {model!r}; spaces exist for {sorted(SPACES)}")
+    base = dict(base or {})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    study_name = study or f"{model}_{dataset}_{profile}"
+    storage = storage or default_storage(out, study_name)
+    data = data if data is not None else load_data(dataset, data_dir)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs)
+    st = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", sampler=sampler,
+                             pruner=pruner, load_if_exists=True)
+    st.set_user_attr("model", model)
+    st.set_user_attr("dataset", dataset)
+    st.set_user_attr("profile", profile)
+    st.set_user_attr("base", json.dumps(base, sort_keys=True))
+    st.set_user_attr("seed", seed)
+
+    def objective(trial) -> float:
+        overrides = {**base, **suggest(trial, SPACES[model], base)}
+        r = run_experiment(model, dataset, profile, seed, overrides, out=str(out / "runs"), data=data,
+                           hooks=[pruning_hook(trial)], score_test=False)
+        trial.set_user_attr("run_id", r["run_id"])
+        trial.set_user_attr("overrides", json.dumps(overrides, sort_keys=True))
+        trial.set_user_attr("best_epoch", r["best_epoch"])
+        trial.set_user_attr("provenance", r["provenance"]["status"])
+        return float(r["valid"][METRIC])
+
+    st.optimize(objective, n_trials=trials, timeout=None if timeout_minutes is None else 60 * timeout_minutes,
+                catch=(UserError,), gc_after_trial=True)
+    return st
+
+
+def best_overrides(st) -> dict[str, Any]:
+    """The --set overrides of the study's best completed trial (base + searched parameters)."""
+    try:
+        best = st.best_trial
+    except ValueError as e:
+        raise UserError(f"study {st.study_name!r} has no completed trial yet") from e
+    return json.loads(best.user_attrs["overrides"])
+
+
+def trials_table(st):
+    """One row per trial: number, state, value (best validation NDCG@10), parameters, run id, seconds."""
+    df = st.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs", "duration"))
+    if "duration" in df:
+        df["seconds"] = df.pop("duration").dt.total_seconds()
+    return df
+
+
+def load_study(storage: str, study: str):
+    import optuna
+
+    return optuna.load_study(study_name=study, storage=storage)
