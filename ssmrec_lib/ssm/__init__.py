@@ -7,22 +7,24 @@
     conv.py norm.py  causal depthwise conv, gated RMSNorm
     mamba.py mamba2.py  the Mamba and Mamba-2 blocks (forward over a sequence, `step` for one position)
     kernels.py     availability of the C++ / fused paths, `kernel="auto"|"ref"|"cpu"|"fused"`
-What a notebook or a user imports is exported here; the modules stay importable by name.
+What a notebook or a user imports is exported here; the modules stay importable by name. `ssd` and `discretize`
+name modules (the functions of the same name: `ssm.ssd.ssd`, `ssm.discretize.discretize`), so they are not
+shadowed by their functions here.
 """
 
 from . import kernels
 from .conv import causal_conv1d, causal_conv1d_update
-from .discretize import discretize, run_convolution, run_recurrence, ssm_kernel
+from .discretize import run_convolution, run_recurrence, ssm_kernel
 from .hydra import Hydra, quasiseparable_matrix, quasiseparable_mixer
 from .mamba import Mamba, MambaInferenceState
 from .mamba2 import Mamba2
 from .norm import RMSNormGated
 from .scan import selective_scan, selective_scan_naive, selective_scan_ref
-from .ssd import semiseparable_matrix, ssd, ssd_chunked, ssd_naive, ssd_quadratic
+from .ssd import semiseparable_matrix, ssd_chunked, ssd_naive, ssd_quadratic
 
 __all__ = [
-    "kernels", "causal_conv1d", "causal_conv1d_update", "discretize", "run_convolution", "run_recurrence",
+    "kernels", "causal_conv1d", "causal_conv1d_update", "run_convolution", "run_recurrence",
     "ssm_kernel", "Hydra", "quasiseparable_matrix", "quasiseparable_mixer", "Mamba", "MambaInferenceState", "Mamba2",
-    "RMSNormGated", "selective_scan", "selective_scan_naive", "selective_scan_ref", "semiseparable_matrix", "ssd",
+    "RMSNormGated", "selective_scan", "selective_scan_naive", "selective_scan_ref", "semiseparable_matrix",
     "ssd_chunked", "ssd_naive", "ssd_quadratic",
 ]

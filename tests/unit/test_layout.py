@@ -83,3 +83,15 @@ def test_timer_counts_warmup_and_repeats_and_feeds_inputs():
     time_calls(lambda: None, repeats=2, sync=lambda: syncs.append(1))
     assert len(syncs) == 4  # before and after each timed call
     assert time_once(lambda: None) >= 0
+
+
+@pytest.mark.parametrize("package", ["ssm", "models", "bench", "report", "llm"])
+def test_public_api_never_shadows_a_submodule(package):
+    """`from ssmrec_lib.ssm import ssd` must give the module, not a function exported under the same name."""
+    import importlib
+    import types
+
+    pkg = importlib.import_module(f"ssmrec_lib.{package}")
+    for f in (PKG / package).glob("*.py"):
+        if f.stem != "__init__" and hasattr(pkg, f.stem):
+            assert isinstance(getattr(pkg, f.stem), types.ModuleType), f"ssmrec_lib.{package}.{f.stem}"
