@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterable
 
-now = time.perf_counter  # the clock (seconds); train_bench stamps the trainer's batches with it
+now = time.perf_counter  # the clock (seconds); bench/training.py stamps the trainer's batches with it
 
 
 def no_sync() -> None:
