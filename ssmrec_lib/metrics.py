@@ -6,7 +6,7 @@ Glossary
     ties (B,)       number of OTHER candidates scoring exactly as high as the target
     rank            1-based position of the target in the sorted list (1 = best)
 
-Metrics for one target at rank r (FACTS.md, as RecBole computes them):
+Metrics for one target at rank r (docs/measured_facts.md, as RecBole computes them):
     HR@K   = [r <= K]            (hit ratio; = recall@K with one target)
     NDCG@K = [r <= K] / log2(r + 1)
     MRR@K  = [r <= K] / r

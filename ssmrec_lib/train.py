@@ -128,6 +128,19 @@ def _set_rng_states(st: dict[str, Any]) -> None:
 Hook = Callable[[str, dict], None]  # hook(event, info): events "batch_end" and "epoch_end"
 
 
+def param_groups(model: torch.nn.Module, weight_decay: float):
+    """The trainable parameters for the optimiser. Parameters flagged `_no_weight_decay` (ssm/: Mamba's A_log and D,
+    as mamba-ssm flags them) are never decayed: with weight_decay > 0 they form a second group with
+    weight_decay = 0. With weight_decay == 0 (the default) it is the one plain list it always was, so the
+    optimiser, its steps and its checkpointed state are exactly those of earlier runs."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    exempt = [p for p in params if getattr(p, "_no_weight_decay", False)]
+    if weight_decay == 0 or not exempt:
+        return params
+    ids = {id(p) for p in exempt}
+    return [{"params": [p for p in params if id(p) not in ids]}, {"params": exempt, "weight_decay": 0.0}]
+
+
 class Trainer:
     """Train `model` on `split.train`, early-stop on `split` valid, score test once with the best weights.
 
@@ -277,9 +290,8 @@ class Trainer:
                                  "train_seconds": []})
         obj = self.make_objective()
         n_batches = len(self.epoch_batches(obj, 0))
-        params = [p for p in model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = opt_cls(param_groups(model, cfg.weight_decay), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg, cfg.epochs * n_batches))
         state = self._load_last()
         if state is None:

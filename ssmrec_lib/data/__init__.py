@@ -6,7 +6,8 @@ leave-one-out splits, batching, the synthetic generator, statistics.
     stats(data); dataset_stats("amazon2014-beauty")   # the paper's Table 4, as read and after the filter
 
 Modules: registry (names -> loaders), sources (lookup order, verified downloads), ml1m / amazon2014 / amazon2023 /
-generic (parsers), csvread + textio (fast readers, line-numbered errors), pipeline (the rules), cache, stats, cli.
+generic (parsers), csvread + textio (fast readers, line-numbered errors), pipeline (the rules), cache, stats
+(the `data` command: cli/data.py).
 """
 
 from .batching import pad_left, padding_mask

@@ -2,10 +2,8 @@
 
 models: "gpt4rec" (default backbone gpt2-tiny), "mamrec" (GPT4Rec pipeline, default backbone mamba-tiny),
 "llamarec" (LRURec top-20 + LLM verbalizer ranking, default backbone llama-tiny; see llamarec.py).
-Profiles (sizes of the from-scratch backbone and of the fine-tuning / evaluation sets):
-    smoke  seconds, for tests and CI: d=32, 1 layer, a few dozen users
-    quick  minutes on 2 CPU cores: d=64, 2 layers, 3 epochs, 500 evaluation users
-    full   d=128, 4 layers, 10 epochs, every user
+Profiles (sizes of the from-scratch backbone and of the fine-tuning / evaluation sets): profiles.py GEN_PROFILES
+and LLAMAREC_PROFILES (smoke: seconds, for tests and CI; quick: minutes on 2 CPU cores; full: every user).
 run_id = <model>_<dataset>_<profile>_s<seed>_<hash of the run's identity> (experiment.py: the resolved config, the
 dataset's content, the seed); a finished run is reused only when its identity matches, and says so.
 The run folder keeps the fine-tuned weights (weights.py: backbone/, LlamaRec also adapter/; git-ignored).
@@ -19,29 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, from_dict, to_dict
+from ..config import ConfigError, to_dict
 from ..errors import UnknownNameError
+from ..profiles import LLM_MODELS
 from ..utils import seed_everything
-from .gpt4rec import GPT4Rec, GPT4RecConfig
+from .gpt4rec import GPT4Rec, GPT4RecConfig, gen_config
 from .lm_train import finetune
 from .prompts import next_title_examples
-from .runs import (dataset_info, eval_users, evaluate_lists, latency_ms, llm_protocol, lm_param_counts, write_run)
-from .weights import BACKBONE_DIR, save_backbone
-
-LLM_MODELS = ("gpt4rec", "mamrec", "llamarec")
-_GEN_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(d_model=32, n_layers=1, n_queries=3, max_new_tokens=8, epochs=2, examples_per_user=2,
-                  max_train_users=64, max_eval_users=32, max_items=5),
-    "quick": dict(d_model=64, n_layers=2, epochs=3, examples_per_user=2, max_eval_users=500),
-    "full": dict(d_model=128, n_layers=4, epochs=10, examples_per_user=8, max_eval_users=0),
-}
-_DEFAULT_BACKBONE = {"gpt4rec": "gpt2-tiny", "mamrec": "mamba-tiny", "llamarec": "llama-tiny"}
-
-
-def gen_config(model: str, profile: str, overrides: dict[str, Any]) -> GPT4RecConfig:
-    if profile not in _GEN_PROFILES:
-        raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(_GEN_PROFILES)}")
-    return from_dict(GPT4RecConfig, {"backbone": _DEFAULT_BACKBONE[model], **_GEN_PROFILES[profile], **overrides})
+from .runs import (BACKBONE_DIR, dataset_info, eval_users, evaluate_lists, latency_ms, llm_protocol,
+                   lm_param_counts, save_backbone, write_run)
 
 
 def run_llm_experiment(model: str, dataset: str, profile: str = "quick", seed: int = 0,

@@ -14,10 +14,13 @@ knowledge of language is the title corpus of this dataset's training sequences.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 
+from ..config import from_dict
+from ..errors import UnknownNameError
+from ..profiles import GEN_PROFILES
 from .backbones import Backbone, clean_query, load_backbone
 from .bm25 import TitleIndex
 from .prompts import history_prompt
@@ -45,6 +48,17 @@ class GPT4RecConfig:
     max_steps_per_epoch: int = 0  # 0 = all
     max_train_users: int = 0  # 0 = all training sequences
     max_eval_users: int = 0  # 0 = all users; else a seeded subset (written in the protocol)
+
+
+DEFAULT_BACKBONE = {"gpt4rec": "gpt2-tiny", "mamrec": "mamba-tiny"}
+
+
+def gen_config(model: str, profile: str, overrides: dict[str, Any]) -> GPT4RecConfig:
+    """GPT4Rec / MamRec settings: the model's default backbone, the profile's budget (profiles.GEN_PROFILES), then
+    the overrides (raises on an unknown profile or key)."""
+    if profile not in GEN_PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(GEN_PROFILES)}")
+    return from_dict(GPT4RecConfig, {"backbone": DEFAULT_BACKBONE[model], **GEN_PROFILES[profile], **overrides})
 
 
 class GPT4Rec:

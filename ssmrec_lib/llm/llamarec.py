@@ -30,6 +30,7 @@ import torch
 from ..config import from_dict
 from ..data.batching import pad_left
 from ..errors import UnknownNameError, UserError
+from ..profiles import LLAMAREC_PROFILES
 
 
 @torch.no_grad()
@@ -149,13 +150,6 @@ class LlamaRecConfig:
     max_eval_users: int = 0  # 0 = all; else a seeded subset
 
 
-PROFILES = {
-    "smoke": dict(d_model=32, n_layers=1, retriever_profile="smoke", pretrain_epochs=1, epochs=1,
-                  max_train_users=64, max_eval_users=32, max_items=5),
-    "quick": dict(epochs=2, max_train_users=2000, max_eval_users=500),
-    "full": dict(d_model=128, n_layers=4, retriever_profile="full", pretrain_epochs=5, epochs=5),
-}
-
 
 def load_retriever(run_dir: Path, data):
     """A finished lrurec run folder -> (eval-mode LRURec with its best checkpoint, its max_len)."""
@@ -172,7 +166,7 @@ def load_retriever(run_dir: Path, data):
 
 
 def llamarec_config(profile: str, overrides: dict[str, Any]) -> LlamaRecConfig:
-    """The profile's LlamaRec settings with the overrides on top (raises on an unknown profile or key)."""
-    if profile not in PROFILES:
-        raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(PROFILES)}")
-    return from_dict(LlamaRecConfig, {**PROFILES[profile], **overrides})
+    """The profile's LlamaRec settings (profiles.LLAMAREC_PROFILES) with the overrides on top (raises on an unknown profile or key)."""
+    if profile not in LLAMAREC_PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; available: {', '.join(LLAMAREC_PROFILES)}")
+    return from_dict(LlamaRecConfig, {**LLAMAREC_PROFILES[profile], **overrides})

@@ -18,8 +18,8 @@ from .llamarec import (LlamaRecRanker, add_lora, llamarec_config, load_retriever
                        retrieve_candidates)
 from .lm_train import finetune
 from .prompts import next_title_examples, ranking_prompt
-from .weights import ADAPTER_DIR, BACKBONE_DIR, save_backbone
-from .runs import dataset_info, eval_users, latency_ms, llm_protocol, lm_param_counts, write_run
+from .runs import (ADAPTER_DIR, BACKBONE_DIR, dataset_info, eval_users, latency_ms, llm_protocol,
+                   lm_param_counts, save_backbone, write_run)
 from .ranking import list_ranks, metrics_from_ranks
 
 

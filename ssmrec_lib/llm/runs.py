@@ -1,11 +1,12 @@
-"""Run folders for the LLM recommenders, in the same layout as train_cli (read by reporting.flatten_run):
+"""Run folders for the LLM recommenders, in the same layout as `train` (read by report/tables.flatten_run):
 
     outputs/runs/<run_id>/config.json   model, dataset, profile, seed, overrides, model_config, backbone record
                                         (name, architecture, n_params, pretrained, tokenizer), n_params,
                                         protocol, dataset_info, environment
     outputs/runs/<run_id>/metrics.json  valid (best epoch) and test metrics, n_params, protocol, latency
     outputs/runs/<run_id>/log.jsonl     one line per fine-tuning epoch (loss, seconds, valid metrics)
-    outputs/runs/<run_id>/backbone/, adapter/   fine-tuned weights (weights.py; git-ignored)
+    outputs/runs/<run_id>/backbone/, adapter/   fine-tuned weights (save_backbone here; weights.py reloads them;
+                                                git-ignored)
 Model selection: the fine-tuning epoch with the best validation NDCG@10 is kept; the test split is scored once.
 Evaluation users: all, or a seeded subset of `max_eval_users` (the same users for valid and test; protocol says).
 """
@@ -22,6 +23,19 @@ import numpy as np
 from ..evaluate import protocol_dict
 from ..utils import atomic_write_json, environment_info
 from .ranking import list_ranks, metrics_from_ranks
+
+BACKBONE_DIR = "backbone"
+ADAPTER_DIR = "adapter"
+
+
+def save_backbone(model, tokenizer, folder: Path, weights: bool = True) -> Path:
+    """save_pretrained of `model` (unless weights=False) and `tokenizer` into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if weights:
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def eval_users(n_users: int, max_eval_users: int, seed: int) -> np.ndarray:

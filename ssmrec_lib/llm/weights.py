@@ -1,4 +1,4 @@
-"""Fine-tuned weights in an LLM run folder, and reloading a finished run for inference.
+"""Reloading a finished LLM run for inference from the fine-tuned weights in its folder (runs.py saves them).
 
 Files (git-ignored, like the sequence models' checkpoint*.pt):
     <run_dir>/backbone/   the fine-tuned causal LM + its tokenizer (save_pretrained: model.safetensors,
@@ -22,18 +22,7 @@ from typing import Any
 from ..config import from_dict
 from ..errors import UserError
 
-BACKBONE_DIR = "backbone"
-ADAPTER_DIR = "adapter"
-
-
-def save_backbone(model, tokenizer, folder: Path, weights: bool = True) -> Path:
-    """save_pretrained of `model` (unless weights=False) and `tokenizer` into `folder`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if weights:
-        model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+from .runs import ADAPTER_DIR, BACKBONE_DIR  # noqa: F401  (the folder names, written by runs.py)
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
@@ -47,7 +36,7 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
     return cfg
 
 
-def _load_lm(folder: Path, base: str | None = None):
+def load_lm(folder: Path, base: str | None = None):
     """(model, tokenizer): tokenizer from `folder`, weights from `base` (a name) or else from `folder`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -73,7 +62,7 @@ def load_run_recommender(run_dir: str | Path, data=None, data_dir: str | None = 
     if cfg["model"] in ("gpt4rec", "mamrec"):
         from .gpt4rec import GPT4Rec, GPT4RecConfig
 
-        model, tok = _load_lm(run_dir / cfg["weights"]["backbone"])
+        model, tok = load_lm(run_dir / cfg["weights"]["backbone"])
         bb = Backbone(model, tok, b["name"], b["architecture"], b["pretrained"], b["tokenizer"])
         return GPT4Rec(from_dict(GPT4RecConfig, cfg["model_config"]), data.item_titles, backbone=bb)
     if cfg["model"] == "llamarec":
@@ -84,7 +73,7 @@ def load_run_recommender(run_dir: str | Path, data=None, data_dir: str | None = 
 
         mc = from_dict(LlamaRecConfig, cfg["model_config"])
         base = b["name"] if b["pretrained"] else None
-        model, tok = _load_lm(run_dir / cfg["weights"]["backbone"], base)
+        model, tok = load_lm(run_dir / cfg["weights"]["backbone"], base)
         model = PeftModel.from_pretrained(model, run_dir / cfg["weights"]["adapter"]).eval()
         retr_dir = Path(cfg["retriever_run"])
         if not retr_dir.exists():  # a run tree moved as a whole: the retriever sits beside this run

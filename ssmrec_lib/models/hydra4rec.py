@@ -8,7 +8,8 @@ With left padding the [MASK] sits at L-1, so nothing real lies after it; padding
 readout="last" is the other leak-free reading of "last-position read-out" (likely the paper's, which ran on
 Mamba4Rec's RecBole code): read h at the last history item and train on prefixes only (objective last_item,
 chosen automatically), so no input ever lies after the position read.
-Defaults follow Hydra's public code: N = 64, P = 64 (2 heads at d = 64), d_conv = 7 (FACTS.md: 44,678 params).
+Defaults follow Hydra's public code: N = 64, P = 64 (2 heads at d = 64), d_conv = 7 (44,678 params:
+docs/measured_facts.md).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Literal
 from torch import nn
 
 from ..config import ConfigError
-from .mamba4rec import SSMRec
+from .ssmrec import SSMRec
 from .registry import register_model
 
 

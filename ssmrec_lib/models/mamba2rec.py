@@ -13,7 +13,7 @@ from typing import Literal
 from torch import nn
 
 from ..config import ConfigError
-from .mamba4rec import SSMRec
+from .ssmrec import SSMRec
 from .registry import register_model
 
 

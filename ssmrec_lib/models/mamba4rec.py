@@ -1,26 +1,12 @@
-"""Mamba4Rec (Liu et al. 2024) and the shared body of the SSM recommenders (mamba2rec, hydra4rec).
+"""Mamba4Rec (Liu et al. 2024): the SSM recommender body (ssmrec.py) with a Mamba block.
 
-Glossary: E item table (tied output), d = d_model, N = d_state, block = the sequence mixer (Mamba / Mamba2 /
-Hydra from ssmrec_lib.ssm, imported inside `make_block`), PFFN = position-wise FFN with inner width d_ff = 4d.
-
-As in Mamba4Rec's public code (FACTS.md):
-    e   = LN(Dropout(E[item]))                      no positional embedding: the SSM orders the items
-    one layer:      h = LN(Dropout(block(x)))       no residual around the block
-    several layers: h = LN(Dropout(block(x)) + x)
-    then            x' = PFFN(h) = LN(Dropout(W2 Dropout(GELU(W1 h))) + h)
-Read-out at the last position (left padding puts the last real item there); scores h . E^T.
-Padding: the block gets the real mask and keeps padded positions from reaching real ones.
-
-Initialisation (`init`):
-    "mamba4rec": N(0, 0.02) on every Linear weight and on E, zero Linear biases (Mamba4Rec's _init_weights, which
-                 reaches inside the block), except the block's dt bias, which follows `dt_init`.
-    "block":     the block keeps its own initialisation; only E and the PFFN get N(0, 0.02).
+Glossary: d = d_model, N = d_state; the layer and initialisation are ssmrec.py's (Mamba4Rec's public code).
 `dt_init` (Mamba only): "zero_bias" = Mamba4Rec (dt_proj.bias = 0, softplus(0) ~ 0.69 at init) or "mamba" =
 Mamba's own dt in [1e-3, 0.1]. The default is "mamba": it validated better on ML-1M in the reproduction (full
-profile with the Makefile's REPRO_SET, seed 0: validation NDCG@10 0.1634 against 0.1605 with the zero bias; see
-outputs/full/reproduction_ml-1m.md). Runs before that change used "zero_bias"; config.json records the choice.
+profile with the Makefile's REPRO_SET, seed 0: validation NDCG@10 0.1634 against 0.1605 with the zero bias;
+chosen on validation in commit 95561e7). Runs before that change used "zero_bias"; config.json records the choice.
 Parameter count, d=64, N=32, 1 layer, without E: Mamba block 38,784 + PFFN 33,216 (with its LN) + layer LN 128
-(= FACTS.md's 72,128 per layer) + the embedding LN 128.
+(= docs/measured_facts.md's 72,128 per layer) + the embedding LN 128.
 """
 
 from __future__ import annotations
@@ -28,105 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 from torch import nn
 
-from .base import SequentialModel
-from .layers import PFFN
 from .registry import register_model
-
-
-class SSMLayer(nn.Module):
-    """block -> Dropout -> (+ x if residual) -> LN -> PFFN. (B, L, d), real (B, L) -> (B, L, d)."""
-
-    def __init__(self, block: nn.Module, d_model: int, d_ff: int, dropout: float, residual: bool) -> None:
-        super().__init__()
-        self.block = block
-        self.drop = nn.Dropout(dropout)
-        self.norm = nn.LayerNorm(d_model)
-        self.ffn = PFFN(d_model, d_ff, dropout)
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        h = self.drop(self.block(x, real))  # (B, L, d)
-        return self.ffn(self.norm(h + x if self.residual else h))
-
-    def step(self, x_t: torch.Tensor, state):
-        """One position: x_t (B, d) -> (out (B, d), new block state)."""
-        y, state = self.block.step(x_t, state)
-        h = self.drop(y)
-        return self.ffn(self.norm(h + x_t if self.residual else h)), state
-
-
-class SSMRec(SequentialModel):
-    """Embedding LN/Dropout, n_layers SSMLayer, read-out via the base class. Subclasses define make_block."""
-
-    def __init__(self, config, n_items: int, max_len: int) -> None:
-        super().__init__(config, n_items, max_len, config.d_model)
-        c = config
-        self.emb_drop = nn.Dropout(c.dropout)
-        self.emb_norm = nn.LayerNorm(c.d_model)
-        self.layers = nn.ModuleList(
-            SSMLayer(self.make_block(), c.d_model, c.d_ff, c.dropout, residual=c.n_layers > 1)
-            for _ in range(c.n_layers)
-        )
-        self._init(c.init)
-
-    def make_block(self) -> nn.Module:  # pragma: no cover
-        raise NotImplementedError
-
-    def _init(self, how: str) -> None:
-        def normal(m: nn.Module) -> None:
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-        if how == "mamba4rec":
-            keep = {n: p.detach().clone() for n, p in self.named_parameters() if "dt_proj.bias" in n}
-            self.apply(normal)
-            with torch.no_grad():
-                for n, p in self.named_parameters():
-                    if n in keep:
-                        p.copy_(keep[n])  # dt bias follows dt_init
-        elif how == "block":
-            normal(self.item_emb)
-            for layer in self.layers:
-                layer.ffn.apply(normal)
-        else:
-            raise ValueError(f"init must be 'mamba4rec' or 'block', got {how!r}")
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
-
-    def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """item_seq (B, L), lengths (B,) -> (B, L, d)."""
-        e, real = self.embed_items(item_seq, lengths)
-        x = self.emb_norm(self.emb_drop(e))  # (B, L, d)
-        for layer in self.layers:
-            x = layer(x, real)
-        return x
-
-    # --- streaming (causal blocks with a recurrent step: Mamba, Mamba2) ---------------------------------------------
-    def allocate_inference_state(self, batch: int) -> list:
-        """Zero recurrent state, one entry per layer (see the block's allocate_inference_state)."""
-        if self.bidirectional or not hasattr(self.layers[0].block, "step"):
-            raise NotImplementedError(f"{self.name} has no recurrent step (bidirectional block)")
-        return [layer.block.allocate_inference_state(batch) for layer in self.layers]
-
-    def step(self, item_t: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
-        """item_t (B,) -> (h_t (B, d), new state): what `forward` gives at that position (eval mode), O(1) in L."""
-        x = self.emb_norm(self.emb_drop(self.item_emb(item_t)))  # (B, d)
-        new = []
-        for layer, s in zip(self.layers, state):
-            x, s = layer.step(x, s)
-            new.append(s)
-        return x, new
+from .ssmrec import SSMRec
 
 
 @dataclass(frozen=True)
 class Mamba4RecConfig:
     d_model: int = 64
-    n_layers: int = 1  # Mamba4Rec's ML-1M setting (2 layers reproduce better per FACTS.md)
+    n_layers: int = 1  # Mamba4Rec's ML-1M setting (2 layers reproduce better per docs/measured_facts.md)
     d_state: int = 32  # N
     d_conv: int = 4
     expand: int = 2

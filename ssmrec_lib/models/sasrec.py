@@ -9,7 +9,7 @@ most recent item has position max_len - 1), d = d_model, d_ff = FFN inner width.
 
 Parameter count without embeddings (E and P not counted): with d=64, 2 layers, 2 heads, d_ff = 4d = 256 it is
 2 x 49,984 + 128 = 100,096 in both LN placements (pre-LN's final LN vs post-LN's input LN), which is the figure
-FACTS.md gives for the paper's SASRec row (RecBole's SASRec, inner_size 256).
+docs/measured_facts.md gives for the paper's SASRec row (RecBole's SASRec, inner_size 256).
 """
 
 from __future__ import annotations

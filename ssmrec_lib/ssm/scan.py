@@ -17,7 +17,7 @@ Recurrence per batch row b and channel d (state h of size N):
 
 Three implementations of the same maths:
     selective_scan_ref     a loop over time on precomputed (B, D, L, N) tensors, inputs unbind-ed once
-                           (slicing x[:, :, t] per step is ~25x slower under autograd: FACTS.md)
+                           (slicing x[:, :, t] per step is ~25x slower under autograd: docs/measured_facts.md)
     selective_scan_naive   the literal double loop over time and state (test oracle, tiny sizes only)
     selective_scan_matrix  the explicit matrix form y = M u, M[t, s] = C_t^T (prod_{k=s+1..t} Ab_k) dt_s B_s
 and `selective_scan(..., kernel=)`, which runs the path `ssm/kernels.py` resolves: "ref" -> selective_scan_ref,

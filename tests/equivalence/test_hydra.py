@@ -25,7 +25,7 @@ def mixer_args(l=19, seed=0, ngroups=2):
 
 def test_parameter_count_matches_public_hydra():
     # d=64, N=64, P=64, k=7: in_proj 64*516 + conv 384*7+384 + dt_bias/A_log/D 3*2 + fc_D 128*2 + norm 128
-    # + out_proj 128*64 = 44,678 (FACTS.md)
+    # + out_proj 128*64 = 44,678 (docs/measured_facts.md)
     m = Hydra(64, d_state=64, headdim=64, d_conv=7)
     assert sum(p.numel() for p in m.parameters()) == 44_678
     assert m.in_proj.out_features == 2 * 128 + 4 * 64 + 2 * 2

@@ -62,7 +62,7 @@ def test_conv_bad_activation_and_fused_on_cpu():
 
 def test_param_count_and_names():
     m = Mamba(d_model=64, d_state=32, d_conv=4, expand=2)
-    assert sum(p.numel() for p in m.parameters()) == 38_784  # FACTS.md (mamba-ssm's Mamba at these sizes)
+    assert sum(p.numel() for p in m.parameters()) == 38_784  # docs/measured_facts.md (mamba-ssm's Mamba at these sizes)
     shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
     assert shapes == {"A_log": (128, 32), "D": (128,), "in_proj.weight": (256, 64), "conv1d.weight": (128, 1, 4),
                       "conv1d.bias": (128,), "x_proj.weight": (68, 128), "dt_proj.weight": (128, 4),

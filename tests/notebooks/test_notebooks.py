@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ssmrec_lib.workbook import NOTEBOOKS, PROFILES, plan, run_workbook
+from ssmrec_lib.profiles import WORKBOOK_PROFILES as PROFILES
+from ssmrec_lib.report.workbook import NOTEBOOKS, plan, run_workbook
 
 NB_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 EXPECTED = ["01_data_exploration", "02_ssm_theory", "03_train", "04_latency_profiling", "05_results"]
@@ -132,7 +133,7 @@ def test_smoke_results_name_their_runs_and_a_rerun_says_it_reused_them(smoke_run
 
 
 def test_parameters_and_papermill_metadata_name_repo_relative_folders(tmp_path):
-    from ssmrec_lib.workbook import ROOT, shown_path
+    from ssmrec_lib.report.workbook import ROOT, shown_path
 
     assert shown_path(ROOT / "outputs" / "quick") == "outputs/quick"
     assert shown_path(tmp_path) == str(tmp_path.resolve())  # outside the repository nothing is committed

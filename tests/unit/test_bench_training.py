@@ -1,6 +1,6 @@
 """`bench training`: one row per model with a per-epoch cost derived from timed batches of the real Trainer."""
 
-from ssmrec_lib.train_bench import bench_training
+from ssmrec_lib.bench.training import bench_training
 
 
 def test_bench_training_rows():

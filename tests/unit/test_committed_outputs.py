@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ssmrec_lib.experiment import load_data, read_identity
-from ssmrec_lib.llm.dispatch import expected_identity_any
+from ssmrec_lib.runner import expected_identity_any
 from ssmrec_lib.utils import dict_diff
 
 ROOT = Path(__file__).resolve().parents[2]

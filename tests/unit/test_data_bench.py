@@ -1,5 +1,5 @@
 """Dataset preparation cold vs from the cache: correctness here, the timings in `python -m ssmrec_lib bench data`
-(ssmrec_lib/data_bench.py; wall-clock is a printed figure, never an assertion)."""
+(ssmrec_lib/bench/data.py; wall-clock is a printed figure, never an assertion)."""
 
 import numpy as np
 import pandas as pd
@@ -7,7 +7,7 @@ import pytest
 
 from ssmrec_lib.cli import main as cli_main
 from ssmrec_lib.data import load_dataset, registry
-from ssmrec_lib.data_bench import measure, write_beauty_sized_csv
+from ssmrec_lib.bench.data import measure, write_beauty_sized_csv
 
 
 def test_ml1m_cached_load_equals_cold_load_and_skips_the_pipeline(shared_data, tmp_path, monkeypatch):

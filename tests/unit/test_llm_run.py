@@ -1,4 +1,4 @@
-"""LLM recommenders end to end on a tiny synthetic dataset: run folders readable by reporting.flatten_run."""
+"""LLM recommenders end to end on a tiny synthetic dataset: run folders readable by report/tables.flatten_run."""
 
 import json
 import socket
@@ -13,7 +13,7 @@ from ssmrec_lib.data.synthetic import make_synthetic
 from ssmrec_lib.llm.experiment import run_llm_experiment
 from ssmrec_lib.llm.runs import eval_users
 from ssmrec_lib.models.registry import build_model
-from ssmrec_lib.reporting import collect_runs
+from ssmrec_lib.report.tables import collect_runs
 
 METRICS = [f"{m}@{k}" for m in ("hr", "ndcg", "mrr") for k in (5, 10, 20)]
 

@@ -102,13 +102,14 @@ def test_saved_backbone_and_adapter_reload_to_identical_logits(tmp_path, arch):
 
     from ssmrec_lib.llm.backbones import load_backbone
     from ssmrec_lib.llm.llamarec import add_lora, lora_targets_for
-    from ssmrec_lib.llm.weights import _load_lm, save_backbone
+    from ssmrec_lib.llm.runs import save_backbone
+    from ssmrec_lib.llm.weights import load_lm
 
     torch.manual_seed(0)
     bb = load_backbone(arch, ["the quick brown fox", "a lazy dog jumps"], d_model=32, n_layers=1)
     x = torch.tensor([bb.tokenizer("the lazy fox", add_special_tokens=False)["input_ids"]])
     save_backbone(bb.model, bb.tokenizer, tmp_path / "backbone")
-    model, tok = _load_lm(tmp_path / "backbone")
+    model, tok = load_lm(tmp_path / "backbone")
     assert tok("the lazy fox", add_special_tokens=False)["input_ids"] == x[0].tolist()
     with torch.no_grad():
         torch.testing.assert_close(model(x).logits, bb.model.eval()(x).logits, rtol=0, atol=0)
@@ -118,5 +119,5 @@ def test_saved_backbone_and_adapter_reload_to_identical_logits(tmp_path, arch):
                 p.add_(0.1 * torch.randn_like(p))  # lora_B starts at 0: make the adapter change the output
         assert not torch.allclose(lora(x).logits, model(x).logits)
         lora.save_pretrained(tmp_path / "adapter")
-        back = PeftModel.from_pretrained(_load_lm(tmp_path / "backbone")[0], tmp_path / "adapter").eval()
+        back = PeftModel.from_pretrained(load_lm(tmp_path / "backbone")[0], tmp_path / "adapter").eval()
         torch.testing.assert_close(back(x).logits, lora(x).logits, rtol=0, atol=0)

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from ssmrec_lib import paper
-from ssmrec_lib.reproduce import TARGETS, reproduction_table
+from ssmrec_lib.report import paper
+from ssmrec_lib.report.reproduce import TARGETS, reproduction_table
 
 
 def _run(model, seed, hr, ndcg, mrr):
@@ -55,7 +55,7 @@ def test_configurations_are_compared_on_the_seeds_they_share_and_seeds_give_a_st
 
 
 def test_the_results_notebook_table_shows_one_configuration_per_model_not_an_average_of_all():
-    from ssmrec_lib.reporting import beside_paper
+    from ssmrec_lib.report.tables import beside_paper
 
     a = {**_run("mamba4rec", 0, 0.30, 0.17, 0.13), "overrides": "{}", "valid_ndcg@10": 0.16}
     b = {**_run("mamba4rec", 0, 0.20, 0.10, 0.08), "overrides": '{"lr": "1e-2"}', "valid_ndcg@10": 0.11}

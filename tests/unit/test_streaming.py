@@ -6,7 +6,7 @@ import torch
 from ssmrec_lib import streaming
 from ssmrec_lib.models.registry import build_model
 from ssmrec_lib.ssm import kernels
-from ssmrec_lib.stream_bench import bench_streaming
+from ssmrec_lib.bench.streaming import bench_streaming
 
 CASES = [
     ("mamba4rec", {}), ("mamba4rec", {"n_layers": 2}), ("mamba2rec", {}), ("lrurec", {}), ("gru4rec", {}),

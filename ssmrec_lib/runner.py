@@ -1,8 +1,9 @@
-"""One entry point for notebook 03_train: any model name -> the right pipeline, the same run folder layout.
+"""Any model, sequence or LLM, through one entry (notebook 03_train, the workbook, the report): the right pipeline,
+the same run folder layout.
 
     sequence models (sasrec, mamba4rec, ..., pop)   experiment.run_experiment (the project's one trainer)
     LLM models (gpt4rec, mamrec, llamarec)          llm.experiment.run_llm_experiment (fine-tune, select, test)
-Both write <out>/<run_id>/{config.json, metrics.json, log.jsonl}, which reporting.collect_runs reads the same way;
+Both write <out>/<run_id>/{config.json, metrics.json, log.jsonl}, which report/tables.collect_runs reads the same way;
 LLM runs add the `backbone` record (name, size, pretrained or not) that every result row shows.
 """
 
@@ -12,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from .experiment import LLM_MODELS
-from .runs import backbone_label
+from .experiment import expected_identity, format_result, provenance_line, run_experiment
+from .llm.runs import backbone_label
+from .profiles import LLM_MODELS
 
 
 def is_llm(model: str) -> bool:
@@ -25,15 +27,13 @@ def run_any_experiment(model: str, dataset: str, profile: str = "quick", seed: i
                        out: str = "outputs/runs", force: bool = False) -> dict[str, Any]:
     """Train + evaluate `model` (sequence or LLM) on `dataset`; returns the metrics.json payload.
 
-    `profile` names the budget in the model family's own profile table (ssmrec_lib/profiles.py for sequence
-    models, llm/experiment.py and llm/llamarec_run.py for LLM models); a finished run is reused unless `force`.
+    `profile` names the budget in the model family's table in ssmrec_lib/profiles.py; a finished run is reused
+    unless `force`.
     """
     if is_llm(model):
-        from .experiment import run_llm_experiment
+        from .llm.experiment import run_llm_experiment
 
         return run_llm_experiment(model, dataset, profile, seed, overrides, data_dir=data_dir, out=out, force=force)
-    from ..experiment import run_experiment
-
     return run_experiment(model, dataset, profile, seed, overrides, data_dir=data_dir, out=out, force=force)
 
 
@@ -44,18 +44,14 @@ def expected_identity_any(run_dir, data) -> dict[str, Any]:
 
     conf = json.loads((Path(run_dir) / "config.json").read_text())
     if is_llm(conf["model"]):
-        from .experiment import llm_identity
+        from .llm.experiment import llm_identity
 
         return llm_identity(conf["model"], conf["profile"], int(conf["seed"]), conf.get("overrides") or {}, data)
-    from ..experiment import expected_identity
-
     return expected_identity(run_dir, data)
 
 
 def format_any_result(r: dict[str, Any]) -> str:
     """Printable summary of a metrics.json payload; LLM runs lead with their backbone label."""
-    from ..experiment import format_result
-
     text = format_result(r)
     b = r.get("backbone")
     if b:
@@ -76,8 +72,6 @@ def run_summary(r: dict[str, Any], run_dir) -> pd.DataFrame:
         s["ranking"] = (r.get("protocol") or {}).get("test", {}).get("ranking")
         s["evaluation users"] = (r.get("protocol") or {}).get("test", {}).get("eval_users")
         s["batch-1 latency (ms/user)"] = round(r["latency"]["median_ms_per_user"], 2)
-    from ..experiment import provenance_line
-
     s["provenance"] = provenance_line(r)
     s["run folder"] = str(run_dir)
     return pd.Series(s, name=f"{r['model']} on {r['dataset']}").to_frame()

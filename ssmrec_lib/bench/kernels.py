@@ -20,34 +20,18 @@ memory exceeds --budget-s / --mem-budget-gb is skipped and says so in `note`: no
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from ssmrec_lib.memory import PeakRSS, malloc_trim, rss_available
-from ssmrec_lib.ssm import kernels
+from ..ssm import kernels
+from .memory import PeakRSS, malloc_trim, rss_available
+from .timer import device_sync, time_calls
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-def _sync(device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _time_once(fn: Callable[[], None], device: torch.device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t0
-
-
-def _peak_mem_mb(fn: Callable[[], None], device: torch.device) -> float:
+def peak_mem_mb(fn: Callable[[], None], device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -91,18 +75,19 @@ def measure(case: Case, L: int, repeats: int, device: torch.device) -> dict:
         y.backward(torch.ones_like(y))
 
     out = {}
+    sync = device_sync(device)
     for name, fn in (("ms_fwd", fwd), ("ms_fwd_bwd", fwd_bwd)):
-        first = _time_once(fn, device)  # warm-up (and the time used to cap the repeats)
-        times = [_time_once(fn, device) for _ in range(repeats)] if repeats > 0 else [first]
-        out[name] = 1000 * min(times)
-        out[name + "_median"] = 1000 * statistics.median(times)
-    out["peak_mem_mb"] = _peak_mem_mb(fwd_bwd, device)
+        first = time_calls(fn, 1, sync=sync)  # warm-up (timed: the only figure when repeats is 0)
+        t = time_calls(fn, repeats, sync=sync) if repeats > 0 else first
+        out[name] = t.min_ms
+        out[name + "_median"] = t.median_ms
+    out["peak_mem_mb"] = peak_mem_mb(fwd_bwd, device)
     return out
 
 
 # ------------------------------------------------------------------------------------------------ cases
-def _cases(batch: int, d_inner: int, d_state: int, headdim: int, device: torch.device, chunk: int) -> list[Case]:
-    from ssmrec_lib.ssm import hydra, ssd
+def make_cases(batch: int, d_inner: int, d_state: int, headdim: int, device: torch.device, chunk: int) -> list[Case]:
+    from ..ssm import hydra, ssd
 
     H = d_inner // headdim
     gen = torch.Generator(device="cpu")
@@ -131,7 +116,7 @@ def _cases(batch: int, d_inner: int, d_state: int, headdim: int, device: torch.d
     quad_bytes = lambda k: (lambda L: k * 4.0 * batch * H * L * L)  # noqa: E731  k live (b, h, l, l) fp32 tensors
     cases: list[Case] = []
     try:
-        from ssmrec_lib.ssm import scan
+        from ..ssm import scan
     except ImportError:  # the scan module is optional for this benchmark
         scan = None
     if scan is not None:
@@ -144,7 +129,7 @@ def _cases(batch: int, d_inner: int, d_state: int, headdim: int, device: torch.d
 
         cases.append(Case("selective_scan", "ref", "ref", scan_inputs,
                           lambda *a: scan.selective_scan_ref(*a, delta_softplus=True), 1, reference=True))
-        cases.append(Case("selective_scan", "fast", _scan_path(device), scan_inputs,
+        cases.append(Case("selective_scan", "fast", scan_path(device), scan_inputs,
                           lambda *a: scan.selective_scan(*a, delta_softplus=True, kernel="auto"), 1))
     fused_ssd = kernels.resolve("auto", "ssd", device) == "fused"
     cases.append(Case("ssd", "quadratic", "ref", ssd_inputs, lambda *a: ssd.ssd_quadratic(*a), 2,
@@ -167,72 +152,63 @@ def _cases(batch: int, d_inner: int, d_state: int, headdim: int, device: torch.d
     return cases
 
 
-def _scan_path(device: torch.device) -> str:
+def scan_path(device: torch.device) -> str:
     """The path kernel="auto" takes for the scan here ("fused", "cpu-ext" or "ref"); probing builds the C++
     extension now, outside the timings."""
     return kernels.path_name("auto", "selective_scan", device)
 
 
-# ------------------------------------------------------------------------------------------------ command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000], help="sequence lengths L")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--d-inner", type=int, default=128, help="channels E (scan) = heads x headdim (SSD)")
-    parser.add_argument("--d-state", type=int, default=32)
-    parser.add_argument("--headdim", type=int, default=32, help="SSD / Hydra head size P (E / P heads)")
-    parser.add_argument("--chunk-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell after one warm-up (best and median)")
-    parser.add_argument("--budget-s", type=float, default=60.0,
-                        help="skip a cell whose predicted single forward+backward exceeds this many seconds")
-    parser.add_argument("--mem-budget-gb", type=float, default=6.0,
-                        help="skip a quadratic-form cell whose estimated memory exceeds this")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sizes, one repeat")
-    parser.add_argument("--out", default=None, help="also write the table as CSV here")
+# ------------------------------------------------------------------------------------------------ table
+QUICK = dict(sizes=[16, 40], batch=2, d_inner=16, d_state=8, headdim=8, repeats=1, chunk_size=16)  # smoke sizes
+TABLE_COLUMNS = ["op", "impl", "L", "ms_fwd", "ms_fwd_bwd", "peak_mem_mb", "speedup_fwd", "speedup_fwd_bwd",
+                 "kernel_path", "note"]
+CSV_EXTRA = ["ms_fwd_median", "ms_fwd_bwd_median", "batch", "device", "threads", "torch", "repeats"]
 
 
-def run(args: argparse.Namespace):
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto" -> cuda if available, else cpu; otherwise the named device."""
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available()
+                        else ("cpu" if name == "auto" else name))
+
+
+def bench_kernels(sizes: list[int], batch: int = 128, d_inner: int = 128, d_state: int = 32, headdim: int = 32,
+                  chunk_size: int = 64, repeats: int = 5, budget_s: float = 60.0, mem_budget_gb: float = 6.0,
+                  device: str = "auto", log=print) -> "pd.DataFrame":
+    """One row per (op, impl, L); see the module docstring for the columns. df.attrs["header"]: the setup line."""
     import pandas as pd
 
-    from ssmrec_lib.utils import atomic_write_text, environment_info
+    from ..utils import environment_info
 
-    if args.quick:
-        args.sizes, args.batch, args.d_inner, args.d_state, args.headdim = [16, 40], 2, 16, 8, 8
-        args.repeats, args.chunk_size = 1, 16
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    dev = pick_device(device)
     env = environment_info()
-    dev_name = env.get("device_name", "cpu") if device.type == "cuda" else f"cpu ({env['processor']})"
+    dev_name = env.get("device_name", "cpu") if dev.type == "cuda" else f"cpu ({env['processor']})"
     rows = []
-    for case in _cases(args.batch, args.d_inner, args.d_state, args.headdim, device, args.chunk_size):
+    for case in make_cases(batch, d_inner, d_state, headdim, dev, chunk_size):
         last: tuple[int, float] | None = None  # (L, seconds of one fwd+bwd) for the prediction
-        for L in sorted(args.sizes):
-            row = dict(op=case.op, impl=case.impl, L=L, batch=args.batch, kernel_path=case.kernel_path)
+        for L in sorted(sizes):
+            row = dict(op=case.op, impl=case.impl, L=L, batch=batch, kernel_path=case.kernel_path)
             pred_s = None if last is None else last[1] * (L / last[0]) ** case.order
             est_gb = case.bytes_per(L) / 2**30 if case.bytes_per else 0.0
-            if pred_s is not None and pred_s > args.budget_s:
-                row["note"] = f"skipped: predicted {pred_s:.0f} s > --budget-s {args.budget_s:g}"
-            elif est_gb > args.mem_budget_gb:
-                row["note"] = f"skipped: ~{est_gb:.0f} GB > --mem-budget-gb {args.mem_budget_gb:g}"
+            if pred_s is not None and pred_s > budget_s:
+                row["note"] = f"skipped: predicted {pred_s:.0f} s > --budget-s {budget_s:g}"
+            elif est_gb > mem_budget_gb:
+                row["note"] = f"skipped: ~{est_gb:.0f} GB > --mem-budget-gb {mem_budget_gb:g}"
             else:
                 # a single slow run: time it once and spend no more than the budget on repeats
-                reps = args.repeats
-                if pred_s is not None and pred_s * (reps + 1) * 1.5 > args.budget_s:
+                reps = repeats
+                if pred_s is not None and pred_s * (reps + 1) * 1.5 > budget_s:
                     reps = 0
                 try:
-                    row |= measure(case, L, reps, device)
-                    row["note"] = "" if reps == args.repeats else f"{max(reps, 1)} run(s), budget"
+                    row |= measure(case, L, reps, dev)
+                    row["note"] = "" if reps == repeats else f"{max(reps, 1)} run(s), budget"
                     last = (L, row["ms_fwd_bwd"] / 1000)
                 except Exception as e:  # e.g. a fused kernel that imports but cannot run here: say so, go on
                     row["note"] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
-                    if device.type == "cuda":
+                    if dev.type == "cuda":
                         torch.cuda.empty_cache()
             rows.append(row)
-            print(f"  {case.op:15s} {case.impl:9s} L={L:5d} {row.get('ms_fwd_bwd', float('nan')):10.1f} ms "
-                  f"{row['note']}", flush=True)
+            log(f"  {case.op:15s} {case.impl:9s} L={L:5d} {row.get('ms_fwd_bwd', float('nan')):10.1f} ms "
+                f"{row['note']}")
     df = pd.DataFrame(rows)
     for col in ("ms_fwd", "ms_fwd_bwd", "peak_mem_mb", "ms_fwd_median", "ms_fwd_bwd_median"):
         if col not in df:
@@ -241,20 +217,13 @@ def run(args: argparse.Namespace):
     for col, out in (("ms_fwd", "speedup_fwd"), ("ms_fwd_bwd", "speedup_fwd_bwd")):
         df[out] = [ref[col].get((o, L), float("nan")) / v for o, L, v in zip(df.op, df.L, df[col])]
     df["device"], df["threads"], df["torch"] = dev_name, torch.get_num_threads(), torch.__version__
-    df["repeats"] = args.repeats
-    cols = ["op", "impl", "L", "ms_fwd", "ms_fwd_bwd", "peak_mem_mb", "speedup_fwd", "speedup_fwd_bwd",
-            "kernel_path", "note"]
-    print(f"\nbench kernels on {dev_name}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"B={args.batch} E={args.d_inner} N={args.d_state} P={args.headdim} chunk={args.chunk_size}, "
-          f"best of {args.repeats}; peak_mem: "
-          f"{'cuda max_memory_allocated' if device.type == 'cuda' else 'sampled RSS'} above start\n")
-    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"))
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        extra = ["ms_fwd_median", "ms_fwd_bwd_median", "batch", "device", "threads", "torch", "repeats"]
-        atomic_write_text(args.out, df[cols + extra].to_csv(index=False))
-        print(f"\nwrote {args.out}")
-    errors = int(df.note.astype(str).str.startswith("error").sum())
-    if errors:
-        print(f"\n{errors} cell(s) failed: see the note column")
-    return 1 if errors else 0
+    df["repeats"] = repeats
+    df.attrs["header"] = (
+        f"bench kernels on {dev_name}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"B={batch} E={d_inner} N={d_state} P={headdim} chunk={chunk_size}, best of {repeats}; peak_mem: "
+        f"{'cuda max_memory_allocated' if dev.type == 'cuda' else 'sampled RSS'} above start")
+    return df
+
+
+def format_table(df) -> str:
+    return df[TABLE_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")

@@ -6,7 +6,7 @@ notebook's static figures carry the content. Which mode applies is decided by `u
 
 from __future__ import annotations
 
-from .utils import is_interactive
+from ..utils import is_interactive
 
 
 def discretization_explorer(kind: str = "step"):

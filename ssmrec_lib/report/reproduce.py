@@ -14,14 +14,13 @@ SASRec reaches under this protocol (the paper's 0.224 is a weak baseline). "gap"
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pandas as pd
 
 from . import paper
-from .reporting import check_identities, choose_variants, collect_runs, current_only, load_log, to_markdown
+from .tables import check_identities, choose_variants, collect_runs, current_only, load_log, to_markdown
 
 METRICS = ("hr@10", "ndcg@10", "mrr@10")
 TARGETS: dict[str, dict[str, float]] = {  # issue 4, section 6
@@ -34,7 +33,7 @@ TARGETS: dict[str, dict[str, float]] = {  # issue 4, section 6
 
 def reproduction_table(runs: pd.DataFrame, dataset: str, models=tuple(TARGETS)) -> pd.DataFrame:
     """Per model: our test metrics (mean over seeds), the paper's row, the target and the gap, best epoch,
-    epochs run, seconds per epoch, validation NDCG@10, parameters. runs: reporting.collect_runs(...); where a
+    epochs run, seconds per epoch, validation NDCG@10, parameters. runs: tables.collect_runs(...); where a
     model has several configurations the validation picks one (choose_variants)."""
     p = paper.table(dataset).set_index("model")
     runs = choose_variants(runs)
@@ -95,9 +94,9 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
                  data_dir: str | None = None) -> tuple[Path, Path, Path | None]:
     """Write reproduction_<dataset>.csv/.md (and the validation-curve figure) under `out`.
 
-    Only runs whose identity matches this code enter (reporting.check_identities); the others are listed as left
+    Only runs whose identity matches this code enter (tables.check_identities); the others are listed as left
     out, with the reason."""
-    from .utils import atomic_write_text, environment_info
+    from ..utils import atomic_write_text, environment_info
 
     runs = collect_runs(runs_root)
     if not runs.empty:
@@ -138,17 +137,3 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
         fig_path = out / f"{stem}_curves.png"
         fig.savefig(fig_path, dpi=110, bbox_inches="tight")
     return csv_path, md_path, fig_path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", default="outputs/full/runs", help="folder of run folders")
-    parser.add_argument("--dataset", default="ml-1m")
-    parser.add_argument("--out", default="outputs/full")
-    parser.add_argument("--data-dir", default=None, help="raw data folder (default: $SSMREC_DATA_DIR or data/)")
-
-
-def run(args: argparse.Namespace) -> int:
-    paths = write_report(args.runs, args.dataset, args.out, data_dir=args.data_dir)
-    print(Path(paths[1]).read_text())
-    print("wrote", ", ".join(str(p) for p in paths if p))
-    return 0

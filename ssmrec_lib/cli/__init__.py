@@ -1,7 +1,8 @@
 """`python -m ssmrec_lib <command> ...`
 
-Each command lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`; this file only
-dispatches, so importing the CLI stays cheap and one command's dependencies never slow another down.
+The only place that parses arguments; nothing in the library imports this package. Each command lives in its own
+module here (cli/<command>.py) exposing `add_arguments(parser)` and `run(args) -> int`, and calls the library;
+this file only dispatches from a static table, so one command's dependencies never slow another down.
 """
 
 from __future__ import annotations
@@ -12,27 +13,22 @@ import logging
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("ssmrec_lib.data.cli", "dataset statistics (the paper's Table 4) and cache preparation"),
-    "bench": ("ssmrec_lib.bench", "benchmarks: `bench kernels` (SSM ops), `bench latency` (models)"),
-    "train": ("ssmrec_lib.train_cli", "train and evaluate one model on one dataset"),
-    "llm": ("ssmrec_lib.llm_cli", "LLM recommenders: GPT4Rec, MamRec, LlamaRec (backbone labelled)"),
-    "report": ("ssmrec_lib.reproduce", "the reproduction table of the paper's Table 3 from finished runs"),
-    "workbook": ("ssmrec_lib.workbook", "run the notebooks through papermill and render HTML reports"),
+    "data": ("ssmrec_lib.cli.data", "dataset statistics (the paper's Table 4) and cache preparation"),
+    "bench": ("ssmrec_lib.cli.bench", "benchmarks: kernels (SSM ops), latency (models), streaming, training, data"),
+    "train": ("ssmrec_lib.cli.train", "train and evaluate one model on one dataset"),
+    "llm": ("ssmrec_lib.cli.llm", "LLM recommenders: GPT4Rec, MamRec, LlamaRec (backbone labelled)"),
+    "report": ("ssmrec_lib.cli.report", "the reproduction table of the paper's Table 3 from finished runs"),
+    "workbook": ("ssmrec_lib.cli.workbook", "run the notebooks through papermill and render HTML reports"),
 }
 
 
 def add_module_commands(sub, commands: dict[str, tuple[str, str]]) -> None:
     """Add one sub-parser per (module, help) in `commands`; each module gives add_arguments(parser) and run(args).
 
-    A module that does not exist (a command not built yet) is skipped; any other import error is raised.
+    The table is static: a module that does not exist is a broken install and raises (ModuleNotFoundError).
     """
     for name, (modname, help_) in commands.items():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name != modname:
-                raise
-            continue
+        mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=help_, description=help_)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -60,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # user-facing errors carry their fix in the message
-        from ssmrec_lib.errors import UserError
+        from ..errors import UserError
 
         if isinstance(e, UserError):
             print(f"error: {e}", file=sys.stderr)

@@ -9,19 +9,19 @@ random initial weights, n_items titles "item <i>" (a word-level vocabulary of n_
 vocabulary is of the same order), random histories of length L. An untrained LM seldom emits EOS, so beam search
 runs to max_new_tokens: an upper bound for a trained model's generation. The prompt holds the last max_items
 titles, so L changes only the retriever's input (LlamaRec). Batch 1 only (the paper's latency column); rows carry
-the backbone label and the pipeline. Peak memory as profiling.measure (process RSS above the pre-call level).
+the backbone label and the pipeline. Peak memory as latency.measure (process RSS above the pre-call level).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ..memory import PeakRSS
-from .experiment import LLM_MODELS
+from ..profiles import LLM_MODELS
+from .memory import PeakRSS
+from .timer import time_calls, time_once
 
 PIPELINES = {"gpt4rec": "GPT2 beam-search queries -> BM25 -> merge",
              "mamrec": "Mamba LM beam-search queries -> BM25 -> merge",
@@ -31,22 +31,20 @@ PIPELINES = {"gpt4rec": "GPT2 beam-search queries -> BM25 -> merge",
 def build_pipeline(model: str, n_items: int, max_len: int, profile: str = "quick", seed: int = 0
                    ) -> tuple[Callable[[np.ndarray], list[int]], dict[str, Any]]:
     """-> (recommend(history) -> ranked item ids, info: params, params_wo_emb, backbone label, pipeline)."""
-    from .runs import backbone_label
-    from .runs import lm_param_counts
+    from ..llm.runs import backbone_label, lm_param_counts
 
     torch.manual_seed(seed)
     titles = [""] + [f"item {i}" for i in range(1, n_items + 1)]
     if model in ("gpt4rec", "mamrec"):
-        from .experiment import gen_config
-        from .gpt4rec import GPT4Rec
+        from ..llm.gpt4rec import GPT4Rec, gen_config
 
         rec = GPT4Rec(gen_config(model, profile, {}), titles)
         counts, label, recommend = lm_param_counts(rec.model), backbone_label(rec.backbone.info()), rec.recommend
         extra = {"with_embeddings": 0, "without_embeddings": 0}
     elif model == "llamarec":
+        from ..llm.backbones import LETTERS, letter_token_ids, load_backbone
+        from ..llm.llamarec import LlamaRecRanker, add_lora, llamarec_config, lora_targets_for
         from ..models.registry import build_model
-        from .backbones import LETTERS, letter_token_ids, load_backbone
-        from .llamarec import LlamaRecRanker, add_lora, llamarec_config, lora_targets_for
 
         cfg = llamarec_config(profile, {})
         retr = build_model("lrurec", n_items, max_len).eval()
@@ -71,24 +69,17 @@ def measure_pipeline(recommend: Callable[[np.ndarray], Any], length: int, n_item
     rng = np.random.default_rng(seed)
     hists = [rng.integers(1, n_items + 1, size=length) for _ in range(warmup + repeats)]
     with torch.inference_mode():
-        for h in hists[:warmup]:
-            recommend(h)
-        times = []
-        with PeakRSS() as rss:
-            for h in hists[warmup:]:
-                t0 = time.perf_counter()
-                recommend(h)
-                times.append(time.perf_counter() - t0)
-    ms = np.array(times) * 1000
-    return {"latency_ms_median": float(np.median(ms)), "latency_ms_p95": float(np.percentile(ms, 95)),
-            "throughput_users_s": float(1000.0 / np.median(ms)), "peak_mem_mb": rss.peak / 2**20,
+        rss = PeakRSS()
+        t = time_calls(recommend, repeats, warmup=warmup, args=[(h,) for h in hists], during=rss)
+    return {"latency_ms_median": t.median_ms, "latency_ms_p95": t.p95_ms,
+            "throughput_users_s": float(1000.0 / t.median_ms), "peak_mem_mb": rss.peak / 2**20,
             "repeats": repeats}
 
 
 def bench_llm_latency(models: list[str], lengths: list[int], n_items: int, device: str = "cpu",
                       warmup: int = 1, repeats: int = 10, budget_s: float = 5.0, profile: str = "quick",
                       seed: int = 0, log=print) -> list[dict]:
-    """Rows (one per model and length, batch 1) in profiling.bench_latency's columns plus backbone, pipeline."""
+    """Rows (one per model and length, batch 1) in latency.bench_latency's columns plus backbone, pipeline."""
     rows = []
     for name in models:
         recommend, info = build_pipeline(name, n_items, max(lengths), profile, seed)
@@ -103,9 +94,7 @@ def bench_llm_latency(models: list[str], lengths: list[int], n_items: int, devic
             if over:
                 rows.append({**row, "status": "over budget"})
                 continue
-            t0 = time.perf_counter()
-            recommend(np.ones(L, dtype=np.int64))
-            one = time.perf_counter() - t0
+            one = time_once(lambda: recommend(np.ones(L, dtype=np.int64)))
             reps = repeats if one * repeats < budget_s * 4 else max(1, int(budget_s * 4 / max(one, 1e-9)))
             row.update(measure_pipeline(recommend, L, n_items, min(warmup, reps), reps, seed), status="ok")
             over = one > budget_s

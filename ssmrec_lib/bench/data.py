@@ -15,7 +15,6 @@ These are printed figures, never test assertions: wall-clock depends on the mach
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -30,14 +29,14 @@ import pandas as pd
 BEAUTY_FOLDER, BEAUTY_FILE = "amazon-2023-beauty-and-personal-care", "Beauty_and_Personal_Care.csv"
 
 _CHILD = """
-import json, resource, sys, time
+import json, resource, sys
+from ssmrec_lib.bench.timer import time_once
 from ssmrec_lib.data import load_dataset
 name, data_dir, options = sys.argv[1], sys.argv[2] or None, json.loads(sys.argv[3])
-out = {}
+out, got = {}, {}
 for run in ("cold", "cached"):
-    t0 = time.perf_counter()
-    d = load_dataset(name, data_dir, **options)
-    out[run + "_s"] = time.perf_counter() - t0
+    out[run + "_s"] = time_once(lambda: got.update(d=load_dataset(name, data_dir, **options)))
+    d = got["d"]
     out[run + "_counts"] = [d.n_users, d.n_items, d.n_interactions]
 out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 print(json.dumps(out))
@@ -112,20 +111,3 @@ def bench_data(datasets: list[str], data_dir: str | Path | None = None, beauty_s
         if tmp is not None:
             tmp.cleanup()
     return pd.DataFrame(rows)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--datasets", nargs="*", default=["ml-1m"], help="dataset names (see `data list`)")
-    parser.add_argument("--beauty-sized", action="store_true",
-                        help="also a generated file the size of Amazon '23 Beauty 5-core (6.6M rows; ~1 min)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default="outputs/bench/data.csv")
-
-
-def run(args: argparse.Namespace) -> int:
-    from .profiling import save
-
-    df = bench_data(args.datasets, args.data_dir, args.beauty_sized)
-    print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"\nwrote {save(df, args.out)}")
-    return 0

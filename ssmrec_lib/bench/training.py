@@ -6,7 +6,7 @@ that are not timed), then one full validation pass. Seconds per epoch = MEAN sec
 epoch: the epoch's batches come in random order and differ in padded width (length buckets), so the first batches
 are a random sample and their mean is an unbiased estimate (a median would not be: short batches are cheap and
 common); the more `steps`, the tighter it is. `--steps 0` times a whole epoch instead. Peak memory: CPU = the
-process RSS peak above the level before the model was built (ssmrec_lib.memory.PeakRSS, malloc thresholds
+process RSS peak above the level before the model was built (bench/memory.py PeakRSS, malloc thresholds
 pinned so freed blocks go back), CUDA = torch.cuda.max_memory_allocated. One process runs every model, so the
 figures compare side by side (the first model is run once untimed first, so one-time allocations of the process
 do not land on its row); run it on a quiet machine (other jobs on the cores inflate every row).
@@ -14,15 +14,12 @@ do not land on its row); run it on a quiet machine (other jobs on the cores infl
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
 import pandas as pd
 import torch
 
 from .memory import PeakRSS, malloc_trim, pin_malloc_thresholds
-from .profiling import save
+from .timer import Timing, now
 
 TRAIN_MODELS = ["sasrec", "mamba4rec", "mamba2rec", "hydra4rec", "gru4rec", "lrurec", "bert4rec"]
 
@@ -38,11 +35,11 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
     """-> one row per model: sec_per_batch, batches_per_epoch, sec_per_epoch, valid_seconds, peak_mem_mb, ..."""
     from dataclasses import replace
 
-    from .config import to_dict
-    from .models.registry import build_model
-    from .train import Trainer
-    from .experiment import kernel_info, load_data, resolve_configs
-    from .utils import seed_everything
+    from ..config import to_dict
+    from ..experiment import kernel_info, load_data, resolve_configs
+    from ..models.registry import build_model
+    from ..train import Trainer
+    from ..utils import seed_everything
 
     pin_malloc_thresholds()
     data = load_data(dataset, data_dir)
@@ -58,7 +55,7 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
 
         def hook(event: str, info: dict) -> None:
             if event == "batch_end":
-                stamps.append(time.perf_counter())
+                stamps.append(now())
             else:
                 records.append(info)
 
@@ -67,19 +64,20 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
             trainer = Trainer(net, split, cfg, hooks=[hook])
             if trainer.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(trainer.device)
-            t0 = time.perf_counter()
+            t0 = now()
             trainer.fit()  # the timed batches, one validation pass (timed by the trainer), then test once
-            total = time.perf_counter() - t0
+            total = now() - t0
         valid_s = records[-1]["eval_seconds"] if records else float("nan")
         n_samples = len(trainer.make_objective().epoch_samples(np.random.default_rng([seed, 0])))
         n_batches = -(-n_samples // cfg.batch_size)  # the whole epoch, not the timed slice
-        gaps = np.diff(stamps)[max(0, warmup - 1):] if len(stamps) > warmup else np.diff(stamps)
-        sec_batch = float(np.mean(gaps)) if len(gaps) else float("nan")
+        # the timer's figures over the gaps between batch ends after the warm-up batches (one batch per gap)
+        gaps = Timing(tuple(np.diff(stamps)[max(0, warmup - 1):] if len(stamps) > warmup else np.diff(stamps)))
+        sec_batch = gaps.mean_ms / 1000 if gaps.n else float("nan")
         peak = (torch.cuda.max_memory_allocated(trainer.device) if trainer.device.type == "cuda" else rss.peak)
         row = {"model": name, "dataset": dataset, "profile": profile, "objective": trainer.objective_name,
                "batch_size": cfg.batch_size, "max_len": cfg.max_len, "bf16": cfg.bf16,
                "batches_per_epoch": n_batches, "sec_per_batch": sec_batch, "sec_per_epoch": sec_batch * n_batches,
-               "valid_seconds": valid_s, "peak_mem_mb": peak / 2**20, "timed_batches": len(gaps),
+               "valid_seconds": valid_s, "peak_mem_mb": peak / 2**20, "timed_batches": gaps.n,
                "params": net.n_params(True), "params_wo_emb": net.n_params(False),
                "device": trainer.device.type, "threads": torch.get_num_threads(),
                "kernel": kernel_info(model_cfg, trainer.device).get("resolved"), "wall_s": total}
@@ -90,27 +88,3 @@ def bench_training(models: list[str], dataset: str = "ml-1m", profile: str = "fu
         log(f"{name:10s} {sec_batch * 1000:8.1f} ms/batch x {n_batches} = {row['sec_per_epoch']:7.1f} s/epoch, "
             f"validation {valid_s:5.1f} s, peak +{row['peak_mem_mb']:7.1f} MB ({row['objective']})")
     return pd.DataFrame(rows)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", nargs="+", default=TRAIN_MODELS)
-    parser.add_argument("--dataset", default="ml-1m")
-    parser.add_argument("--profile", default="full", help="training profile whose settings are timed")
-    parser.add_argument("--steps", type=int, default=12, help="timed batches per model (0 = a whole epoch)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config overrides as for `train` (e.g. bf16=true)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default="outputs/bench/training.csv")
-
-
-def run(args: argparse.Namespace) -> int:
-    from .config import parse_overrides
-
-    df = bench_training(args.models, args.dataset, args.profile, args.steps, args.warmup,
-                        parse_overrides(args.overrides), args.data_dir)
-    cols = ["model", "objective", "sec_per_batch", "batches_per_epoch", "sec_per_epoch", "valid_seconds",
-            "peak_mem_mb", "params", "params_wo_emb", "threads"]
-    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"\nwrote {save(df, args.out)}")
-    return 0

@@ -8,14 +8,13 @@ for Hydra); N = d_state; D = channels.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import torch
 
-from .ssm import discretize as disc
-from .ssm import ssd as ssd_mod
+from ..bench.timer import time_calls
+from ..ssm import discretize as disc
+from ..ssm import ssd as ssd_mod
 
 
 def scalar_system(a: float = -1.0, b: float = 1.0, c: float = 1.0):
@@ -136,7 +135,7 @@ def hydra_matrix_demo(L: int = 16, chunk_size: int = 5, seed: int = 0) -> dict:
 
     Returns {"M": (L, L) array of head 0, "max_diff", "rank_below", "rank_above", "d_state"}.
     """
-    from .ssm import hydra
+    from ..ssm import hydra
 
     X, dt_fw, A, B_fw, C_fw = random_ssd_inputs(L, seed=seed)
     _, dt_bw, _, B_bw, C_bw = random_ssd_inputs(L, seed=seed + 1)
@@ -178,11 +177,6 @@ def measured_scaling(lengths=(64, 256, 1024), heads: int = 4, headdim: int = 32,
         C = torch.randn(1, L, 1, d_state, generator=g)
         for name, fn in (("SSD chunked", lambda: ssd_mod.ssd_chunked(X, dt, A, B, C, chunk_size=64)),
                          ("quadratic (attention-like)", lambda: ssd_mod.ssd_quadratic(X, dt, A, B, C))):
-            fn()
-            ts = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                fn()
-                ts.append(time.perf_counter() - t0)
-            rows.append({"L": L, "form": name, "ms": 1000 * float(np.min(ts))})  # min: least disturbed by load
+            ms = time_calls(fn, repeats, warmup=1).min_ms  # min: least disturbed by load
+            rows.append({"L": L, "form": name, "ms": ms})
     return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import parse_overrides
+from ..config import parse_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .llm.experiment import run_llm_experiment
+    from ..llm.experiment import run_llm_experiment
 
     r = run_llm_experiment(args.model, args.dataset, args.profile, args.seed, parse_overrides(args.overrides),
                            data_dir=args.data_dir, out=args.out, force=args.force)

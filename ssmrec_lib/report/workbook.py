@@ -4,7 +4,7 @@ For a profile (smoke | quick | full) the runner executes, in order:
   01_data_exploration   once, over the profile's datasets
   02_ssm_theory         once
   03_train              once per (model, dataset, seed), sequence models first, then the LLM models (GPT4Rec,
-                        MamRec, LlamaRec; llm.dispatch picks the pipeline); a finished run is reused only when its
+                        MamRec, LlamaRec; runner.py picks the pipeline); a finished run is reused only when its
                         identity (experiment.py) matches exactly, unless --force; index.html lists which were
   04_latency_profiling  once, over the sequence models (LLM runs time their own pipeline at batch 1; see 05)
   05_results            once, reading everything the runs wrote
@@ -15,7 +15,6 @@ output notebook and HTML are kept.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import os
@@ -24,64 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UnknownNameError, UserError
-from .utils import atomic_write_text, environment_info
+from ..errors import UnknownNameError, UserError
+from ..profiles import LLM_MODELS, WORKBOOK_PROFILES
+from ..utils import atomic_write_text, environment_info
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (ssmrec_lib/report/workbook.py)
 NOTEBOOKS = ROOT / "notebooks"
-
-CORE_MODELS = ["sasrec", "mamba4rec", "mamba2rec", "hydra4rec"]
-LLM_MODELS = ("gpt4rec", "mamrec", "llamarec")  # = llm.experiment.LLM_MODELS (not imported: keeps this light)
-
-
-@dataclass(frozen=True)
-class WorkbookProfile:
-    """What one profile runs. Training budgets per model live in ssmrec_lib/profiles.py under the same name."""
-
-    datasets: tuple[str, ...]
-    models: tuple[str, ...]
-    # LLM recommenders, trained by the same 03_train notebook with the LLM profile of the same name
-    # (llm/experiment.py, llm/llamarec_run.py); LlamaRec also trains (or reuses) its LRURec retriever run
-    llm_models: tuple[str, ...] = ()
-    seeds: tuple[int, ...] = (0,)
-    latency_lengths: str = "50,200,1000"
-    latency_batches: str = "1,256"
-    stream_lengths: str = "200,1000,4000"
-    description: str = ""
-
-
-PROFILES: dict[str, WorkbookProfile] = {
-    "smoke": WorkbookProfile(
-        datasets=("synthetic",),
-        models=("pop", *CORE_MODELS),
-        llm_models=LLM_MODELS,  # a few seconds each on the synthetic data (tiny from-scratch backbones)
-        latency_lengths="16,64",
-        latency_batches="1,8",
-        stream_lengths="16,64",
-        description="synthetic data, tiny models: minutes on 2 cores (CI runs it)",
-    ),
-    "quick": WorkbookProfile(
-        datasets=("ml-1m",),
-        models=("pop", *CORE_MODELS),
-        # measured on ML-1M, 1 CPU thread: GPT4Rec's quick run ~5 min; MamRec's had not finished after 20 min
-        # (transformers' reference Mamba path without mamba-ssm), LlamaRec's is unmeasured. Both stay in `full`
-        # and run on request: `workbook --profile quick --models mamrec llamarec`.
-        llm_models=("gpt4rec",),
-        latency_lengths="50,200,1000",
-        description="ML-1M, all core models and GPT4Rec's row, a short budget (aim: under 30 minutes on 2 cores)",
-    ),
-    "full": WorkbookProfile(
-        datasets=("ml-1m",),
-        models=("pop", "gru4rec", "bert4rec", "lrurec", *CORE_MODELS),
-        # LlamaRec reuses the lrurec run above as its retriever (same run id). Not measured yet: the LLM full
-        # profile scores every user each epoch (beam search per user), hours per model and seed on 2 CPU cores
-        llm_models=LLM_MODELS,
-        seeds=(0, 1, 2),
-        latency_lengths="50,200,1000,4000",
-        description="the paper's settings (d=64, max length 200) to early stopping, 3 seeds",
-    ),
-}
-
 
 @dataclass
 class Step:
@@ -97,9 +44,9 @@ class Step:
 
 def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out_dir: Path,
          data_dir: str | None, force: bool) -> list[Step]:
-    if profile not in PROFILES:
-        raise UnknownNameError(f"unknown profile {profile!r}; known profiles: {sorted(PROFILES)}")
-    p = PROFILES[profile]
+    if profile not in WORKBOOK_PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; known profiles: {sorted(WORKBOOK_PROFILES)}")
+    p = WORKBOOK_PROFILES[profile]
     datasets = list(datasets or p.datasets)
     if models:  # an explicit list may mix both families; LLM models train after the sequence models
         llm_models = [m for m in models if m in LLM_MODELS]
@@ -245,7 +192,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;
 .ok{{color:#1a7f37}}.reused{{color:#9a6700}}.failed{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
 .err{{color:#cf222e;font-family:monospace;font-size:.85em}}code{{background:#f4f4f4;padding:0 .2em}}</style></head>
 <body><h1>ssmrec workbook: <code>{profile}</code> profile</h1>
-<p>{html.escape(PROFILES[profile].description)}</p>
+<p>{html.escape(WORKBOOK_PROFILES[profile].description)}</p>
 <p>git <code>{html.escape(env['git_sha'])}</code>, torch {html.escape(env['torch'])},
 {env['cpu_count']} CPU(s), CUDA: {env['cuda']}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>
 <h2>Reports</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>{''.join(rows)}</table>
@@ -282,19 +229,3 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
                             f"{out_dir / (step.output + '.ipynb')} and its .html")
     print(f"index: {out_dir / 'index.html'}")
     return steps
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
-    parser.add_argument("--datasets", nargs="+", default=None, help="override the profile's datasets")
-    parser.add_argument("--models", nargs="+", default=None, help="override the profile's models")
-    parser.add_argument("--data-dir", default=None, help="dataset folder (else $SSMREC_DATA_DIR, cache, download)")
-    parser.add_argument("--out", default=str(ROOT / "outputs"), help="output root (default: outputs/)")
-    parser.add_argument("--force", action="store_true", help="retrain even where a finished run exists")
-    parser.add_argument("--only", nargs="+", default=None, help="run only notebooks whose output name starts so")
-
-
-def run(args: argparse.Namespace) -> int:
-    run_workbook(args.profile, args.datasets, args.models, args.out, args.data_dir, args.force, args.only)
-    return 0
-

@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .registry import DATASETS, dataset_names, load_dataset
-    from .stats import format_table, stats_rows
+    from ..data.registry import DATASETS, dataset_names, load_dataset
+    from ..data.stats import format_table, stats_rows
 
     if args.data_command == "list":
         for n in dataset_names():

@@ -100,7 +100,7 @@ def learning_curves(log: pd.DataFrame, metric: str = "valid_ndcg@10") -> plt.Fig
 
 def learning_curves_by_model(logs: dict[str, pd.DataFrame], metric: str = "valid_ndcg@10") -> plt.Figure:
     """Several runs on one figure: training loss (left) and the validation metric (right) per epoch; the best
-    epoch of each run is marked with a star. logs: model name -> reporting.load_log(run_dir)."""
+    epoch of each run is marked with a star. logs: model name -> tables.load_log(run_dir)."""
     fig, (ax1, ax2) = _fig(2, width=5.5)
     for i, (name, log) in enumerate(logs.items()):
         if log.empty:
@@ -137,9 +137,9 @@ def quality_vs_latency(df: pd.DataFrame, quality: str = "ndcg@10", latency: str 
 def metric_bars(df: pd.DataFrame, metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10")) -> plt.Figure:
     """Bars per model for each metric, with the spread over seeds as error bars (sd).
 
-    `df`: one row per run (reporting.collect_runs). Where a model ran in several configurations, only the one
-    validation chose (reporting.choose_variants) is drawn, so the error bar is a spread over seeds only."""
-    from .reporting import choose_variants
+    `df`: one row per run (tables.collect_runs). Where a model ran in several configurations, only the one
+    validation chose (tables.choose_variants) is drawn, so the error bar is a spread over seeds only."""
+    from .tables import choose_variants
 
     df = choose_variants(df) if "valid_ndcg@10" in df else df
     long = df.melt(id_vars=["model"], value_vars=list(metrics), var_name="metric", value_name="value")
@@ -154,7 +154,7 @@ def metric_bars(df: pd.DataFrame, metrics: Sequence[str] = ("hr@10", "ndcg@10", 
 # ---------------------------------------------------------------- efficiency (04)
 
 def training_cost(df: pd.DataFrame) -> plt.Figure:
-    """Per model (train_bench.bench_training rows): seconds per training epoch and peak memory growth."""
+    """Per model (bench/training.py bench_training rows): seconds per training epoch and peak memory growth."""
     fig, (ax1, ax2) = _fig(2, width=4.5)
     colors = [f"C{i}" for i in range(len(df))]
     ax1.bar(df["model"], df["sec_per_epoch"], color=colors)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from .config import parse_overrides
-from .experiment import DEFAULT_OUT, format_result, run_experiment
-from .profiles import PROFILE_NAMES
+from ..config import parse_overrides
+from ..experiment import DEFAULT_OUT, format_result, run_experiment
+from ..profiles import PROFILE_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

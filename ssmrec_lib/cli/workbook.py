@@ -1,0 +1,25 @@
+"""`python -m ssmrec_lib workbook [--profile smoke|quick|full] ...`: run the notebooks through papermill and render
+HTML reports (report/workbook.py does it; this file parses)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..profiles import WORKBOOK_PROFILES
+from ..report.workbook import ROOT, run_workbook
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="quick", choices=sorted(WORKBOOK_PROFILES))
+    parser.add_argument("--datasets", nargs="+", default=None, help="override the profile's datasets")
+    parser.add_argument("--models", nargs="+", default=None, help="override the profile's models")
+    parser.add_argument("--data-dir", default=None, help="dataset folder (else $SSMREC_DATA_DIR, cache, download)")
+    parser.add_argument("--out", default=str(ROOT / "outputs"), help="output root (default: outputs/)")
+    parser.add_argument("--force", action="store_true", help="retrain even where a finished run exists")
+    parser.add_argument("--only", nargs="+", default=None, help="run only notebooks whose output name starts so")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_workbook(args.profile, args.datasets, args.models, args.out, args.data_dir, args.force, args.only)
+    return 0
+
