@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("ssmrec_lib.cli.bench", "benchmarks: kernels (SSM ops), latency (models), streaming, training, data"),
     "train": ("ssmrec_lib.cli.train", "train and evaluate one model on one dataset"),
     "llm": ("ssmrec_lib.cli.llm", "LLM recommenders: GPT4Rec, MamRec, LlamaRec (backbone labelled)"),
+    "tune": ("ssmrec_lib.cli.tune", "hyperparameter search on the validation split (Optuna, SQLite study)"),
     "report": ("ssmrec_lib.cli.report", "the reproduction table of the paper's Table 3 from finished runs"),
     "workbook": ("ssmrec_lib.cli.workbook", "run the notebooks through papermill and render HTML reports"),
 }
