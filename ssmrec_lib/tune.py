@@ -149,3 +149,41 @@ def load_study(storage: str, study: str):
     import optuna
 
     return optuna.load_study(study_name=study, storage=storage)
+
+
+def find_studies(folder: str | Path) -> list:
+    """Every study in the SQLite files under `folder` (tune's default storage), loaded; [] when none."""
+    import optuna
+
+    studies = []
+    for db in sorted(Path(folder).glob("*.db")):
+        url = f"sqlite:///{db}"
+        for summary in optuna.get_all_study_summaries(storage=url):
+            studies.append(load_study(url, summary.study_name))
+    return studies
+
+
+def importances(st) -> dict[str, float]:
+    """fANOVA importance of each searched parameter over the completed trials ({} with fewer than 2)."""
+    import optuna
+
+    done = [t for t in st.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(done) < 2 or not done[0].params:
+        return {}
+    return optuna.importance.get_param_importances(st)
+
+
+def study_summary(st) -> dict[str, Any]:
+    """What notebook 05 prints for a study: its model, dataset, profile, trials by state, best value and the
+    chosen configuration (as --set overrides)."""
+    states: dict[str, int] = {}
+    for t in st.trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    summary = {"study": st.study_name, **{k: st.user_attrs.get(k) for k in ("model", "dataset", "profile")},
+               "trials": states}
+    try:
+        summary.update(best_valid_ndcg10=st.best_value, best_trial=st.best_trial.number,
+                       best_run=st.best_trial.user_attrs.get("run_id"), chosen=best_overrides(st))
+    except (ValueError, UserError):
+        summary["chosen"] = None
+    return summary

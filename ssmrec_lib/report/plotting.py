@@ -272,3 +272,31 @@ def streaming_vs_reencode(df: pd.DataFrame) -> plt.Figure:
     ax.set_title("Streaming inference: stored state vs re-encoding")
     ax.legend(fontsize="small", ncol=2)
     return fig
+
+
+# ---------------------------------------------------------------- hyperparameter studies (05)
+
+def study_history(trials: pd.DataFrame, importances: dict[str, float] | None = None,
+                  title: str = "") -> plt.Figure:
+    """Left: each trial's validation NDCG@10 (pruned trials at their last reported value, hollow) and the best so
+    far; right: parameter importances (fANOVA) when given. `trials`: tune.trials_table(study)."""
+    fig, axes = _fig(2 if importances else 1, width=5.5)
+    ax = axes[0]
+    done = trials[trials["state"] == "COMPLETE"]
+    ax.plot(done["number"], done["value"], "o", color="C0", label="completed")
+    pruned = trials[trials["state"] == "PRUNED"]
+    if len(pruned) and "value" in pruned:
+        ax.plot(pruned["number"], pruned["value"], "o", mfc="none", color="C1", label="pruned")
+    if len(done):
+        best = done.sort_values("number")["value"].cummax()
+        ax.step(done.sort_values("number")["number"], best, where="post", color="C2", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation NDCG@10")
+    ax.set_title(title or "Search history")
+    ax.legend(frameon=False)
+    if importances:
+        names = list(importances)[::-1]
+        axes[1].barh(names, [importances[n] for n in names], color="C0")
+        axes[1].set_xlabel("importance (fANOVA, share of variance)")
+        axes[1].set_title("Parameter importance")
+    return fig

@@ -63,3 +63,22 @@ def test_pruner_stops_a_run_whose_validation_lags(tmp_path, data):
                        hooks=[pruning_hook(trial)], score_test=False)
     assert st.trials[0].intermediate_values == {0: pytest.approx(
         json.loads(next((tmp_path).glob("*/log.jsonl")).read_text().splitlines()[0])["valid"]["ndcg@10"])}
+
+
+def test_notebook_view_of_studies(tmp_path, data):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ssmrec_lib.report.plotting import study_history
+    from ssmrec_lib.tune import find_studies, importances, study_summary
+
+    assert find_studies(tmp_path) == []
+    run_study("gru4rec", "synthetic", "smoke", trials=3, base=BASE, out=tmp_path, data=data, startup_trials=2)
+    (st,) = find_studies(tmp_path)
+    s = study_summary(st)
+    assert s["model"] == "gru4rec" and sum(s["trials"].values()) == 3
+    assert s["chosen"] == best_overrides(st) and s["best_valid_ndcg10"] == st.best_value
+    imp = importances(st)
+    assert set(imp) <= set(SPACES["gru4rec"]) - set(BASE) and all(v >= 0 for v in imp.values())
+    fig = study_history(trials_table(st), imp, title=st.study_name)
+    assert len(fig.axes) == (2 if imp else 1)
