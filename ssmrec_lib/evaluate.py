@@ -87,8 +87,12 @@ def evaluate(
     model, histories: Sequence[np.ndarray], targets: np.ndarray, *, max_len: int, batch_size: int = 512,
     ks: Sequence[int] = DEFAULT_KS, mask_history: bool = False, mode: Literal["full", "sampled"] = "full",
     negatives: np.ndarray | None = None, ties: TieRule = "expected", device: torch.device | str | None = None,
+    per_user: dict[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Mean HR/NDCG/MRR@ks over users; histories[u] (any length >= 1), targets (U,).
+
+    `per_user` (a dict, filled in place): each metric's (U,) float64 values in the order of `histories`, for
+    paired tests between models scored on the same users.
 
     Returns {"hr@10": ..., "ndcg@10": ..., ..., "n_users": U}. `negatives` (U, n) is required in sampled mode
     (see `sample_negatives`). Users are processed in length-sorted batches (less padding); order-free result.
@@ -104,6 +108,7 @@ def evaluate(
     targets = np.asarray(targets, dtype=np.int64)
     order = np.argsort([len(h) for h in histories], kind="stable")
     acc = MetricAccumulator()
+    chunks: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
     try:
         for batch_no, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start: start + batch_size]
@@ -118,15 +123,25 @@ def evaluate(
                     keep = scores.gather(1, tgt.view(-1, 1))
                     scores = scores.scatter(1, full.to(device), float("-inf")).scatter(1, tgt.view(-1, 1), keep)
                 _check_no_nan(scores, model, batch_no, idx)
-                acc.add(rank_metrics(scores, tgt, ks, ties))
+                m = rank_metrics(scores, tgt, ks, ties)
+                acc.add(m)
+                chunks.append((idx, m))
             else:
                 neg = torch.from_numpy(negatives[idx]).to(device)
                 cand = torch.cat([tgt.view(-1, 1), neg], dim=1)  # (b, 1 + n_negatives), target first
                 ranked = scores.gather(1, cand)
                 _check_no_nan(ranked, model, batch_no, idx)
-                acc.add(rank_metrics(ranked, torch.zeros_like(tgt), ks, ties))
+                m = rank_metrics(ranked, torch.zeros_like(tgt), ks, ties)
+                acc.add(m)
+                chunks.append((idx, m))
     finally:
         model.train(was_training)
+    if per_user is not None and chunks:
+        for k in chunks[0][1]:
+            vals = np.empty(len(targets), dtype=np.float64)
+            for idx, m in chunks:
+                vals[idx] = m[k].detach().cpu().double().numpy()
+            per_user[k] = vals
     return {**acc.result(), "n_users": acc.n}
 
 

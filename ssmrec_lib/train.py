@@ -39,6 +39,7 @@ from .utils import atomic_path, dict_diff, progress
 
 log = logging.getLogger(__name__)
 VALID_METRIC = "ndcg@10"
+TEST_PER_USER = "test_per_user.npz"  # hr/ndcg/mrr@10 of every test user (split order), float32
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class Trainer:
         self._negatives: dict[str, np.ndarray] = {}
 
     # --- evaluation ---------------------------------------------------------------------------------------------
-    def evaluate(self, which: str) -> dict[str, float]:
+    def evaluate(self, which: str, per_user: dict | None = None) -> dict[str, float]:
         cfg = self.cfg
         hist, tgt = self.split.history_and_target(which)
         neg = None
@@ -178,7 +179,7 @@ class Trainer:
             neg = self._negatives[which]
         return evaluate(self.model, hist, tgt, max_len=cfg.max_len, batch_size=cfg.eval_batch_size,
                         mask_history=cfg.mask_history, mode=cfg.eval_mode, negatives=neg, ties=cfg.ties,
-                        device=self.device)
+                        device=self.device, per_user=per_user)
 
     def protocol(self, which: str) -> dict:
         c = self.cfg
@@ -364,7 +365,13 @@ class Trainer:
         return self._finish(state)
 
     def _finish(self, state: dict) -> dict[str, Any]:
-        test = self.evaluate("test") if self.score_test else None  # once, with the best weights
+        per_user: dict[str, np.ndarray] = {}
+        test = self.evaluate("test", per_user) if self.score_test else None  # once, with the best weights
+        path = self._path(TEST_PER_USER)
+        if test is not None and path is not None:  # for paired tests between models (report/stats.py)
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **{k: v.astype(np.float32) for k, v in per_user.items()
+                                          if k.endswith("@10")})
         secs = state["train_seconds"]
         return {
             "valid": state["best_valid"], "test": test, "best_epoch": state["best_epoch"],

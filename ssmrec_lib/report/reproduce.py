@@ -90,6 +90,19 @@ def curves_figure(table: pd.DataFrame):
     return learning_curves_by_model(logs) if any(not lg.empty for lg in logs.values()) else None
 
 
+def paired_section(runs: pd.DataFrame, dataset: str) -> list[str]:
+    """Markdown lines: the paired tests between the chosen configurations (report/stats.py), or why there are none."""
+    from .stats import pairwise_table
+
+    chosen = choose_variants(runs[runs["dataset"] == dataset]) if not runs.empty else runs
+    table = pairwise_table(chosen, dataset) if not chosen.empty else pd.DataFrame()
+    if table.empty:
+        return ["Paired tests: none (they need two models whose runs kept per-user test metrics).", ""]
+    return ["Paired tests over test users (per-user NDCG@10 averaged over each model's seeds; mean difference "
+            "A - B, paired-bootstrap 95% CI, sign-flip permutation p-value; report/stats.py):", "",
+            to_markdown(table), ""]
+
+
 def write_report(runs_root: str | Path, dataset: str, out: str | Path,
                  data_dir: str | None = None) -> tuple[Path, Path, Path | None]:
     """Write reproduction_<dataset>.csv/.md (and the validation-curve figure) under `out`.
@@ -122,7 +135,8 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
           "Metrics are means over the seeds run; sd_* = their sample standard deviation. "
           "gap = ours - target (targets: the paper's row; SASRec: HR@10 0.30). sec_per_epoch = mean training "
           "seconds per epoch as logged by each run (validation excluded).", "",
-          to_markdown(short), "", "Configurations compared on validation (the row above uses the best):",
+          to_markdown(short), "", *paired_section(runs, dataset),
+          "Configurations compared on validation (the row above uses the best):",
           *(f"- {m}: {v}" for m, v in zip(table["model"], table["variants"])), "",
           "Runs (each one's identity, recomputed by this code from its command and the dataset, matches the one "
           "it was trained under):", *_run_notes(table), "",
