@@ -8,9 +8,11 @@ For a profile (smoke | quick | full) the runner executes, in order:
                         identity (experiment.py) matches exactly, unless --force; index.html lists which were
   04_latency_profiling  once, over the sequence models (LLM runs time their own pipeline at batch 1; see 05)
   05_results            once, reading everything the runs wrote
-into outputs/<profile>/<name>.ipynb, renders each to HTML with nbconvert, and writes outputs/<profile>/index.html
-linking every report and result file. A failing notebook stops the run with the failing cell's error; its partial
-output notebook and HTML are kept.
+into outputs/<profile>/<name>.ipynb, renders each twice (render.py: <name>.html, the reader's report without code,
+and <name>.code.html, the whole notebook; maths as MathML, no script from the network), and writes
+outputs/<profile>/index.html: the headline (results beside the paper, the figures: landing.py), then every report,
+run and result file. A failing notebook stops the run with the failing cell's error; its partial output notebook
+and HTML are kept.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any
 from ..errors import UnknownNameError, UserError
 from ..profiles import LLM_MODELS, WORKBOOK_PROFILES
 from ..utils import atomic_write_text, environment_info
+from .landing import headline_html
+from .render import CODE_SUFFIX, render_html
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (ssmrec_lib/report/workbook.py)
 NOTEBOOKS = ROOT / "notebooks"
@@ -104,20 +108,6 @@ def run_provenance(out_dir: Path, since: str) -> list[dict[str, str]]:
     return rows
 
 
-def _render_html(ipynb: Path) -> Path:
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(str(ipynb), as_version=4)
-    exporter = HTMLExporter(template_name="lab")
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb)
-    out = ipynb.with_suffix(".html")
-    atomic_write_text(out, body)
-    return out
-
-
 def _relative_papermill_paths(ipynb: Path) -> None:
     """papermill records the absolute input/output paths in the notebook's metadata: keep them repo-relative."""
     nb = json.loads(ipynb.read_text())
@@ -162,40 +152,56 @@ def execute(step: Step, out_dir: Path) -> None:
         if dst.exists():
             _relative_papermill_paths(dst)
             step.files.append(dst.name)
-            step.files.append(_render_html(dst).name)
+            step.files.extend(p.name for p in render_html(dst))
     if step.status == "failed" and not step.error:
         step.error = _cell_error(dst)
 
 
 def write_index(out_dir: Path, profile: str, steps: list[Step], since: str = "") -> Path:
-    """outputs/<profile>/index.html: every report and result file, with status and time, and every run folder
-    with the commit that trained it and whether this invocation (started at `since`) trained or reused it."""
+    """outputs/<profile>/index.html, one static page beside its images: the headline first (our results beside
+    the paper's per dataset, with the protocol, and the quality-vs-latency and streaming figures: landing.py),
+    the commit, which runs this invocation (started at `since`) trained and which it reused, then every report
+    (the reader's report, and the notebook with its code beside it) with status and time, and the result files."""
     env = environment_info()
     runs = run_provenance(out_dir, since)
+    n_reused = sum(r["status"] == "reused" for r in runs)
     run_rows = "".join(f"<tr><td><code>{html.escape(r['run_id'])}</code></td><td class="
                        f"'{'ok' if r['status'] != 'reused' else 'reused'}'>{html.escape(r['status'])}</td>"
                        f"<td><code>{html.escape(r['git_sha'])}</code> on {html.escape(r['finished_at'])}</td></tr>"
                        for r in runs)
     rows = []
     for s in steps:
-        link = f'<a href="{html.escape(s.output)}.html">{html.escape(s.title)}</a>' if s.files else html.escape(s.title)
+        code = f"{s.output}{CODE_SUFFIX}"
+        if s.files:
+            link = (f'<a href="{html.escape(s.output)}.html">{html.escape(s.title)}</a>'
+                    + (f' <span class="code">(<a href="{html.escape(code)}">with code</a>)</span>'
+                       if code in s.files else ""))
+        else:
+            link = html.escape(s.title)
         err = f'<div class="err">{html.escape(s.error)}</div>' if s.error else ""
         rows.append(f"<tr><td>{link}{err}</td><td class='{s.status}'>{s.status}</td>"
                     f"<td>{s.seconds:.1f}</td></tr>")
     results = sorted(p for p in out_dir.rglob("*") if p.suffix in (".csv", ".md", ".json", ".png")
-                     and p.is_file() and "runs" not in p.parts[len(out_dir.parts):][:1])
+                     and p.is_file() and p.relative_to(out_dir).parts[0] not in ("runs", "screens"))
     res_items = "".join(f'<li><a href="{html.escape(str(p.relative_to(out_dir)))}">'
                         f"{html.escape(str(p.relative_to(out_dir)))}</a></li>" for p in results)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ssmrec workbook ({profile})</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222}}
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ssmrec workbook ({profile})</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:64em;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4em;text-align:left}}
+table.results{{font-variant-numeric:tabular-nums}}.protocol{{color:#555;font-size:.9em}}
+.figures{{display:flex;flex-wrap:wrap;gap:1em}}figure{{flex:1 1 28em;margin:1em 0}}figure img{{width:100%}}
+figcaption{{color:#555;font-size:.9em}}.code{{font-size:.85em}}
 .ok{{color:#1a7f37}}.reused{{color:#9a6700}}.failed{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
 .err{{color:#cf222e;font-family:monospace;font-size:.85em}}code{{background:#f4f4f4;padding:0 .2em}}</style></head>
 <body><h1>ssmrec workbook: <code>{profile}</code> profile</h1>
 <p>{html.escape(WORKBOOK_PROFILES[profile].description)}</p>
-<p>git <code>{html.escape(env['git_sha'])}</code>, torch {html.escape(env['torch'])},
-{env['cpu_count']} CPU(s), CUDA: {env['cuda']}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>
-<h2>Reports</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>{''.join(rows)}</table>
+{headline_html(out_dir)}
+<p>This page: git <code>{html.escape(env['git_sha'])}</code>, torch {html.escape(env['torch'])},
+{env['cpu_count']} CPU(s), CUDA: {env['cuda']}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}.
+Runs: {len(runs) - n_reused} trained by this invocation, {n_reused} reused (list below).</p>
+<h2>Reports</h2><p>Each report is the notebook's prose, tables and figures; <i>with code</i> is the whole executed
+notebook.</p><table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>{''.join(rows)}</table>
 <h2>Runs</h2><p>Each run folder's identity (resolved configs, objective, dataset content, protocol) names it; a
 finished run is reused only when its identity matches exactly. A reused run was trained by the commit shown.</p>
 <table><tr><th>run</th><th>this workbook run</th><th>trained at</th></tr>{run_rows or
@@ -218,7 +224,8 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
         steps = [s for s in planned if any(s.output.startswith(o) for o in only)]
         for s in planned:
             if s not in steps and (out_dir / f"{s.output}.html").exists():
-                s.status, s.files = "earlier run", [f"{s.output}.html"]
+                s.status = "earlier run"
+                s.files = [f for f in (f"{s.output}.html", f"{s.output}{CODE_SUFFIX}") if (out_dir / f).exists()]
     for i, step in enumerate(steps, 1):
         print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
         execute(step, out_dir)

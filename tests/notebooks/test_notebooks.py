@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ssmrec_lib.profiles import WORKBOOK_PROFILES as PROFILES
+from ssmrec_lib.report.render import CODE_SUFFIX
 from ssmrec_lib.report.workbook import NOTEBOOKS, plan, run_workbook
 
 NB_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -67,15 +68,19 @@ def test_smoke_workbook_runs_every_notebook(smoke_run):
     root, steps = smoke_run
     assert steps and all(s.status == "ok" for s in steps), [(s.output, s.status, s.error) for s in steps]
     index = (root / "index.html").read_text()
-    for s in steps:
-        assert (root / f"{s.output}.html").exists()
+    for s in steps:  # the reader's report first, the notebook with its code beside it
+        assert (root / f"{s.output}.html").exists() and (root / f"{s.output}{CODE_SUFFIX}").exists()
         assert f'href="{s.output}.html"' in index
+        assert index.index(f'href="{s.output}.html"') < index.index(f'href="{s.output}{CODE_SUFFIX}"')
 
 
 def test_smoke_reports_hold_tables_and_figures_and_no_tracebacks(smoke_run):
     root, steps = smoke_run
     for s in steps:
-        html = (root / f"{s.output}.html").read_text()
+        html = (root / f"{s.output}.html").read_text().split("About this report")[0]  # before the provenance
+        code = (root / f"{s.output}{CODE_SUFFIX}").read_text()
+        assert 'jp-InputArea-editor"' not in html and 'jp-InputArea-editor"' in code, f"{s.output}: code only with code"
+        assert "injected-parameters" not in html and "injected-parameters" in code
         assert "Traceback (most recent call last)" not in html and 'class="ansi-red-fg"' not in html, s.output
         assert "<table" in html, f"{s.output}: no table"
         if not s.output.startswith("05"):
@@ -139,3 +144,33 @@ def test_parameters_and_papermill_metadata_name_repo_relative_folders(tmp_path):
     assert shown_path(tmp_path) == str(tmp_path.resolve())  # outside the repository nothing is committed
     steps = plan("quick", None, None, ROOT / "outputs" / "quick", None, False)
     assert {s.parameters["out_dir"] for s in steps} == {"outputs/quick"}
+
+
+def test_smoke_index_opens_with_the_results_beside_the_paper_and_the_figures(smoke_run):
+    root, _ = smoke_run
+    import pandas as pd
+
+    index = (root / "index.html").read_text()
+    head = index[:index.index("<h2>Reports")]
+    assert "Headline" in head and "synthetic (not in the paper)" in head and "Protocol: " in head
+    assert head.count("<td>ours (1 seed)</td>") == pd.read_csv(root / "results.csv")["model"].nunique()
+    for fig in ("05_quality_vs_latency.png", "04_streaming.png"):
+        assert (root / fig).is_file() and f"<img src='{fig}'" in head, fig
+    assert "trained by this invocation" in head and "reused" in head
+
+
+def test_smoke_reports_render_offline_in_chromium(smoke_run):
+    """Every page as a reader sees it, with no network: maths drawn (no raw LaTeX), every image loaded, no console
+    error, nothing fetched from outside the folder; a screenshot of each under <profile>/screens/ for review."""
+    from ssmrec_lib.report.browser import check_reports, find_browser
+
+    if not find_browser():
+        pytest.skip("no Chromium on PATH: `make test` installs Debian's chromium where apt-get is usable as root")
+    root, steps = smoke_run
+    checks = check_reports(root, root / "screens")
+    pages = {c.page for c in checks}
+    assert {"index.html", *(f"{s.output}.html" for s in steps), *(f"{s.output}{CODE_SUFFIX}" for s in steps)} <= pages
+    problems = [p for c in checks for p in c.problems()]
+    assert not problems, "\n".join(problems)
+    assert all(Path(c.screenshot).stat().st_size > 5_000 for c in checks)
+    assert (root / "02_ssm_theory.html").read_text().count("<math") > 40  # the theory's maths is there to draw
