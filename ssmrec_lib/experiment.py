@@ -208,11 +208,12 @@ def read_identity(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()).get("identity")
 
 
-def trained_stamp(identity: dict[str, Any]) -> dict[str, Any]:
-    """What metrics.json records about the code that trained it."""
+def trained_stamp(identity: dict[str, Any], started_sha: str | None = None) -> dict[str, Any]:
+    """What metrics.json records about the code that trained it: the commit checked out when training STARTED
+    (the process runs the code it loaded then; `started_sha`, else asked now), the finish time, the identity."""
     from .utils import git_sha
 
-    return {"git_sha": git_sha(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    return {"git_sha": started_sha or git_sha(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "identity_hash": identity_hash(identity)}
 
 
@@ -267,9 +268,11 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
                          "fingerprint": identity["dataset_fingerprint"]},
         "kernel_path": kernel_info(model_cfg, trainer.device), "environment": environment_info(),
     })
+    started_sha = json.loads((run_dir / "config.json").read_text())["environment"]["git_sha"]
     result = trainer.fit()
     payload = {"run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
-               "n_params": n_params, **result, "test_scored": score_test, "trained": trained_stamp(identity)}
+               "n_params": n_params, **result, "test_scored": score_test,
+               "trained": trained_stamp(identity, started_sha)}
     atomic_write_json(run_dir / "metrics.json", payload)
     return {**payload, "provenance": {"status": "trained now", "git_sha": payload["trained"]["git_sha"],
                                       "finished_at": payload["trained"]["finished_at"]}}

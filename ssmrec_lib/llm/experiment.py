@@ -20,7 +20,7 @@ from typing import Any
 from ..config import ConfigError, to_dict
 from ..errors import UnknownNameError
 from ..profiles import LLM_MODELS
-from ..utils import seed_everything
+from ..utils import git_sha, seed_everything
 from .gpt4rec import GPT4Rec, GPT4RecConfig, gen_config
 from .lm_train import finetune
 from .prompts import next_title_examples
@@ -48,13 +48,15 @@ def run_llm_experiment(model: str, dataset: str, profile: str = "quick", seed: i
     reused = reuse_finished(run_dir, identity)
     if reused is not None:
         return reused
+    started = git_sha()  # the code this process runs (metrics.json's `trained`)
     seed_everything(seed)
     if model == "llamarec":
         from .llamarec_run import run_llamarec
-        metrics = run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir, data_dir, identity)
+        metrics = run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir, data_dir, identity, started)
     else:
         cfg = gen_config(model, profile, overrides)
-        metrics = _run_generative(model, data, dataset, profile, seed, overrides, cfg, run_id, run_dir, identity)
+        metrics = _run_generative(model, data, dataset, profile, seed, overrides, cfg, run_id, run_dir, identity,
+                                  started)
     return {**metrics, "provenance": {"status": "trained now", **{k: metrics["trained"][k] for k in
                                                                   ("git_sha", "finished_at")}}}
 
@@ -74,7 +76,7 @@ def llm_identity(model: str, profile: str, seed: int, overrides: dict[str, Any],
 
 
 def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4RecConfig, run_id, run_dir,
-                    identity):
+                    identity, started_sha: str | None = None):
     split = data.split()
     rec = GPT4Rec(cfg, data.item_titles)
     train = split.train[: cfg.max_train_users] if cfg.max_train_users else split.train
@@ -126,4 +128,4 @@ def _run_generative(model, data, dataset, profile, seed, overrides, cfg: GPT4Rec
                "epochs_run": len(logs), "seconds_per_epoch": train_seconds / max(1, len(logs)),
                "objective": config["objective"], "protocol": proto, "latency": lat,
                "example_queries": examples}  # first 3 evaluation users: queries and test list (reload checks)
-    return write_run(run_dir, config, metrics, log, identity)
+    return write_run(run_dir, config, metrics, log, identity, started_sha)

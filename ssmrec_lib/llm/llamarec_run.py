@@ -35,7 +35,7 @@ def _retriever(cfg, data, dataset, seed, data_dir, out: Path):
 
 
 def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path, data_dir,
-                 identity: dict) -> dict[str, Any]:
+                 identity: dict, started_sha: str | None = None) -> dict[str, Any]:
     cfg = llamarec_config(profile, overrides)
     split = data.split()
     titles = data.item_titles
@@ -116,4 +116,4 @@ def run_llamarec(data, dataset, profile, seed, overrides, run_id, run_dir: Path,
                "objective": config["objective"], "protocol": proto, "latency": lat,
                "retriever_test_recall@20": recall, "retriever_test": retr_test,
                "example_lists": examples}  # test lists of the first 3 evaluation users (reload checks)
-    return write_run(run_dir, config, metrics, log, identity)
+    return write_run(run_dir, config, metrics, log, identity, started_sha)

@@ -98,7 +98,8 @@ def llm_protocol(which: str, ranking: str, max_len: int, n_users: int, total_use
     return p
 
 
-def write_run(run_dir: Path, config: dict, metrics: dict, log: list[dict], identity: dict) -> dict:
+def write_run(run_dir: Path, config: dict, metrics: dict, log: list[dict], identity: dict,
+              started_sha: str | None = None) -> dict:
     """Write config.json (with the run's identity), log.jsonl and metrics.json (with `trained`, written last: a
     folder with metrics.json is finished); returns the metrics as written."""
     from ..experiment import identity_hash, trained_stamp
@@ -106,7 +107,7 @@ def write_run(run_dir: Path, config: dict, metrics: dict, log: list[dict], ident
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**config, "identity": identity, "identity_hash": identity_hash(identity),
               "environment": environment_info()}
-    metrics = {**metrics, "trained": trained_stamp(identity)}
+    metrics = {**metrics, "trained": trained_stamp(identity, started_sha)}
     atomic_write_json(run_dir / "config.json", config)
     (run_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     atomic_write_json(run_dir / "metrics.json", metrics)

@@ -22,8 +22,6 @@ from typing import Any
 from ..config import from_dict
 from ..errors import UserError
 
-from .runs import ADAPTER_DIR, BACKBONE_DIR  # noqa: F401  (the folder names, written by runs.py)
-
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.json"

@@ -142,3 +142,15 @@ def test_resume_refuses_a_checkpoint_of_another_identity(tmp_path):
 def test_run_id_is_readable_and_hash_suffixed():
     rid = make_run_id("sasrec", "ml-1m", "full", 2, {"a": 1})
     assert rid.startswith("sasrec_ml-1m_full_s2_") and len(rid.rsplit("_", 1)[1]) == 12
+
+
+def test_trained_names_the_commit_checked_out_when_training_started(tmp_path, monkeypatch):
+    """A run's process runs the code it loaded at its start; a commit made while it trains is not that code."""
+    import ssmrec_lib.utils as utils
+
+    data = make_synthetic(n_users=30, n_items=30, min_len=5, max_len=12, seed=0)
+    shas = iter(["a" * 40, "b" * 40, "c" * 40, "d" * 40])
+    monkeypatch.setattr(utils, "git_sha", lambda short=False: next(shas))
+    r = run_experiment("gru4rec", "synthetic", "smoke", 0, FAST, out=tmp_path, data=data)
+    conf = json.loads((tmp_path / r["run_id"] / "config.json").read_text())
+    assert r["trained"]["git_sha"] == conf["environment"]["git_sha"] == "a" * 40
