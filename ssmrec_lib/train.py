@@ -220,6 +220,8 @@ class Trainer:
             diff = sorted(k for k in now if saved.get(k) != now[k])
             raise UserError(f"{path} was written with a different training config (differs in {diff}); "
                             "use another run directory or delete it")
+        if self.dist is not None and len(ck.get("rng_ranks") or ()) != self.dist.world_size:
+            raise UserError(f"{path} was not written by {self.dist.world_size} data-parallel ranks; it is not resumed")
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
