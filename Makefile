@@ -9,7 +9,7 @@ PROFILE ?= quick
 # Where the offline datasets live (tests and CI read ../shared/data); the library also honours SSMREC_DATA_DIR.
 export SSMREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install browser workbook test test-slow test-gpu bench clean reproduce-ml1m reproduce-ml1m-variants report-ml1m
+.PHONY: install browser workbook test test-slow test-gpu bench clean train-ddp reproduce-ml1m reproduce-ml1m-variants report-ml1m
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ test-gpu: install
 
 bench: install
 	$(PY) -m ssmrec_lib bench kernels
+
+# Data-parallel training (ssmrec_lib/distributed.py): NPROC processes on this machine, gloo on CPU, NCCL on GPUs
+# (one per GPU). Each rank trains on its share of every global batch of batch_size; rank 0 writes the run folder;
+# the world size enters the run's identity. Rerunning the same command resumes an interrupted run.
+NPROC ?= 2
+TRAIN_ARGS ?= --model mamba4rec --dataset ml-1m --profile quick
+train-ddp: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m ssmrec_lib train $(TRAIN_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -87,12 +87,15 @@ def evaluate(
     model, histories: Sequence[np.ndarray], targets: np.ndarray, *, max_len: int, batch_size: int = 512,
     ks: Sequence[int] = DEFAULT_KS, mask_history: bool = False, mode: Literal["full", "sampled"] = "full",
     negatives: np.ndarray | None = None, ties: TieRule = "expected", device: torch.device | str | None = None,
-    per_user: dict[str, np.ndarray] | None = None,
+    per_user: dict[str, np.ndarray] | None = None, dist=None,
 ) -> dict[str, float]:
     """Mean HR/NDCG/MRR@ks over users; histories[u] (any length >= 1), targets (U,).
 
     `per_user` (a dict, filled in place): each metric's (U,) float64 values in the order of `histories`, for
     paired tests between models scored on the same users.
+
+    `dist` (distributed.Dist, data-parallel runs): this rank scores batches i with i mod W == rank; the per-user
+    metrics of all ranks are gathered and summed in batch order, so every rank returns the single-process result.
 
     Returns {"hr@10": ..., "ndcg@10": ..., ..., "n_users": U}. `negatives` (U, n) is required in sampled mode
     (see `sample_negatives`). Users are processed in length-sorted batches (less padding); order-free result.
@@ -108,9 +111,11 @@ def evaluate(
     targets = np.asarray(targets, dtype=np.int64)
     order = np.argsort([len(h) for h in histories], kind="stable")
     acc = MetricAccumulator()
-    chunks: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
+    chunks: list[tuple[int, np.ndarray, dict[str, torch.Tensor]]] = []  # (batch number, users, per-user metrics)
     try:
         for batch_no, start in enumerate(range(0, len(order), batch_size)):
+            if dist is not None and batch_no % dist.world_size != dist.rank:
+                continue
             idx = order[start: start + batch_size]
             seq, lens = pad_left([histories[i] for i in idx], max_len)
             scores = model.score(model.readout(seq.to(device), lens.to(device))).float()  # (b, n_items + 1)
@@ -123,23 +128,25 @@ def evaluate(
                     keep = scores.gather(1, tgt.view(-1, 1))
                     scores = scores.scatter(1, full.to(device), float("-inf")).scatter(1, tgt.view(-1, 1), keep)
                 _check_no_nan(scores, model, batch_no, idx)
-                m = rank_metrics(scores, tgt, ks, ties)
-                acc.add(m)
-                chunks.append((idx, m))
+                chunks.append((batch_no, idx, rank_metrics(scores, tgt, ks, ties)))
             else:
                 neg = torch.from_numpy(negatives[idx]).to(device)
                 cand = torch.cat([tgt.view(-1, 1), neg], dim=1)  # (b, 1 + n_negatives), target first
                 ranked = scores.gather(1, cand)
                 _check_no_nan(ranked, model, batch_no, idx)
-                m = rank_metrics(ranked, torch.zeros_like(tgt), ks, ties)
-                acc.add(m)
-                chunks.append((idx, m))
+                chunks.append((batch_no, idx, rank_metrics(ranked, torch.zeros_like(tgt), ks, ties)))
     finally:
         model.train(was_training)
+    if dist is not None:  # every rank's chunks (CPU float64, metrics.py), in batch order
+        from .distributed import gather_objects
+
+        chunks = sorted((c for part in gather_objects(chunks) for c in part), key=lambda c: c[0])
+    for _, _, m in chunks:
+        acc.add(m)
     if per_user is not None and chunks:
-        for k in chunks[0][1]:
+        for k in chunks[0][2]:
             vals = np.empty(len(targets), dtype=np.float64)
-            for idx, m in chunks:
+            for _, idx, m in chunks:
                 vals[idx] = m[k].detach().cpu().double().numpy()
             per_user[k] = vals
     return {**acc.result(), "n_users": acc.n}

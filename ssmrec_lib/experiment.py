@@ -4,8 +4,10 @@ Run identity: everything that determines a run's result, as one JSON-able dict (
     model, seed, the RESOLVED train config (every field except those that cannot change a result: the progress
     bar, the CPU thread count, the checkpoint cadence; `device` resolved to the device type that trains), the
     RESOLVED model config (every default filled in), the training objective, the dataset fingerprint (content
-    hash of the prepared sequences, item count and titles: `dataset_fingerprint`), the evaluation protocol, and
-    IDENTITY_VERSION (bumped by a commit that changes results while every config stays the same).
+    hash of the prepared sequences, item count and titles: `dataset_fingerprint`), the evaluation protocol,
+    IDENTITY_VERSION (bumped by a commit that changes results while every config stays the same), and, for a
+    data-parallel run only (torchrun, WORLD_SIZE > 1: distributed.py), "distributed": {world_size, backend}; the
+    key is absent from every single-process identity, which is therefore what it always was.
     run_id = <model>_<dataset>_<profile>_s<seed>_<first 12 hex digits of sha256(identity)>
 
 So a changed model default, another CSV file behind the same dataset name, another protocol or another
@@ -137,12 +139,17 @@ def dataset_fingerprint(data) -> str:
 
 
 def run_identity(model: str, seed: int, train_config: dict[str, Any], model_config: dict[str, Any],
-                 objective: str, fingerprint: str, protocol: dict[str, Any]) -> dict[str, Any]:
-    """The identity dict (module docstring); every argument must already be resolved (no "auto" left)."""
-    return {"identity_version": IDENTITY_VERSION, "model": model, "seed": int(seed),
-            "train_config": {k: v for k, v in sorted(train_config.items()) if k not in NOT_IDENTITY},
-            "model_config": dict(sorted(model_config.items())), "objective": objective,
-            "dataset_fingerprint": fingerprint, "protocol": protocol}
+                 objective: str, fingerprint: str, protocol: dict[str, Any],
+                 distributed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The identity dict (module docstring); every argument must already be resolved (no "auto" left).
+    `distributed` ({world_size, backend}) only for a data-parallel run; None leaves the key out."""
+    identity = {"identity_version": IDENTITY_VERSION, "model": model, "seed": int(seed),
+                "train_config": {k: v for k, v in sorted(train_config.items()) if k not in NOT_IDENTITY},
+                "model_config": dict(sorted(model_config.items())), "objective": objective,
+                "dataset_fingerprint": fingerprint, "protocol": protocol}
+    if distributed is not None:
+        identity["distributed"] = dict(distributed)
+    return identity
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
@@ -161,6 +168,7 @@ def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrid
     Builds the model (cheap) because the objective `auto` resolves from it (causal -> next_item, ...); the caller
     seeds the RNG first when `net` is the one it will train.
     """
+    from .distributed import from_env
     from .evaluate import protocol_dict
     from .models.registry import build_model
     from .objectives import resolve_objective
@@ -176,7 +184,9 @@ def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrid
         n_negatives=cfg.n_negatives if cfg.eval_mode == "sampled" else None,
         negative_sampling=cfg.negative_sampling if cfg.eval_mode == "sampled" else None,
         dataset_protocol=data.protocol) for which in ("valid", "test")}
-    identity = run_identity(model, seed, train, to_dict(model_cfg), objective, dataset_fingerprint(data), protocol)
+    dist = from_env(train["device"])  # None unless torchrun started W > 1 processes
+    identity = run_identity(model, seed, train, to_dict(model_cfg), objective, dataset_fingerprint(data), protocol,
+                            dist.identity() if dist is not None else None)
     return {"identity": identity, "run_id": make_run_id(model, dataset, profile, seed, identity), "cfg": cfg,
             "model_cfg": model_cfg, "net": net, "split": split}
 
@@ -230,6 +240,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     `data` (SequenceData) skips loading (notebooks, tests); its content, not its name, enters the identity.
     `hooks` go to the Trainer. `force` deletes a finished run of the same identity and trains it again.
     """
+    from .distributed import barrier, is_writer, setup
     from .train import Trainer
     from .utils import atomic_write_json, environment_info, seed_everything
 
@@ -240,8 +251,11 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     identity, run_id, cfg, model_cfg, net, split = (r[k] for k in ("identity", "run_id", "cfg", "model_cfg",
                                                                      "net", "split"))
     run_dir = Path(out) / run_id
-    if force and run_dir.exists():
+    setup(identity["train_config"]["device"])  # joins torchrun's process group; nothing without torchrun
+    writer = is_writer()  # rank 0 of a data-parallel run, or the only process: the one that writes files
+    if force and run_dir.exists() and writer:
         shutil.rmtree(run_dir)
+    barrier()  # data-parallel: no rank reads the folder before rank 0 has cleared it
     reused = reuse_finished(run_dir, identity)
     if reused is not None:
         if score_test and reused.get("test") is None:
@@ -256,7 +270,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     trainer = Trainer(net, split, cfg, run_dir=run_dir, hooks=hooks, dataset_protocol=data.protocol,
                       identity=identity, score_test=score_test)
     n_params = {"with_embeddings": net.n_params(True), "without_embeddings": net.n_params(False)}
-    atomic_write_json(run_dir / "config.json", {
+    conf = {
         "run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
         "overrides": overrides, "identity": identity, "identity_hash": identity_hash(identity),
         "train_config": to_dict(cfg), "model_config": to_dict(model_cfg),
@@ -267,13 +281,18 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
                          "dropped_users": split.dropped_users, "protocol": data.protocol,
                          "fingerprint": identity["dataset_fingerprint"]},
         "kernel_path": kernel_info(model_cfg, trainer.device), "environment": environment_info(),
-    })
-    started_sha = json.loads((run_dir / "config.json").read_text())["environment"]["git_sha"]
+    }
+    if trainer.dist is not None:
+        conf["distributed"] = identity["distributed"]
+    if writer:
+        atomic_write_json(run_dir / "config.json", conf)
+    started_sha = conf["environment"]["git_sha"]
     result = trainer.fit()
     payload = {"run_id": run_id, "model": model, "dataset": dataset, "profile": profile, "seed": seed,
                "n_params": n_params, **result, "test_scored": score_test,
                "trained": trained_stamp(identity, started_sha)}
-    atomic_write_json(run_dir / "metrics.json", payload)
+    if writer:
+        atomic_write_json(run_dir / "metrics.json", payload)
     return {**payload, "provenance": {"status": "trained now", "git_sha": payload["trained"]["git_sha"],
                                       "finished_at": payload["trained"]["finished_at"]}}
 

@@ -68,6 +68,10 @@ class Batch:
     def size(self) -> int:
         return int(self.item_seq.shape[0])
 
+    def rows(self, sl: slice) -> "Batch":
+        """Rows `sl` of the batch, at the batch's width (a data-parallel rank's share: distributed.py)."""
+        return Batch(self.item_seq[sl], self.lengths[sl], self.targets[sl])
+
 
 class Objective:
     """Base: `epoch_samples(rng)` -> sample ids in this epoch's order; `batch(ids)`; `loss(model, batch, gen)`."""
@@ -90,6 +94,12 @@ class Objective:
         raise NotImplementedError
 
     def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover
+
+    def shard_loss(self, model, batch: Batch, rows: slice, generator: torch.Generator | None = None):
+        """Data-parallel share of `loss` (distributed.py) -> (sum of the CE terms of rows `rows` of the global
+        `batch`, or None when those rows hold none; N, the global batch's number of terms). Sum over ranks / N
+        = loss(model, batch, generator), up to float rounding."""
         raise NotImplementedError  # pragma: no cover
 
 
@@ -149,6 +159,15 @@ class NextItemCE(WindowedObjective):
         logits = model.score(h[real])  # (N, n_items + 1): real positions only
         return F.cross_entropy(logits.float(), batch.targets[real])
 
+    def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
+        b = batch.rows(rows)
+        if b.size == 0:
+            return None, int(batch.lengths.sum())
+        h = model(b.item_seq, b.lengths)  # (b, L, D)
+        real = real_mask(h.shape[1], b.lengths)  # (b, L)
+        n = int(batch.lengths.sum())  # one term per real position of the global batch
+        return F.cross_entropy(model.score(h[real]).float(), b.targets[real], reduction="sum"), n
+
 
 class LastItemCE(Objective):
     name = "last_item"
@@ -183,6 +202,13 @@ class LastItemCE(Objective):
 
     def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
         return F.cross_entropy(model.score(model.readout(batch.item_seq, batch.lengths)).float(), batch.targets)
+
+    def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
+        b = batch.rows(rows)
+        if b.size == 0:
+            return None, batch.size
+        scores = model.score(model.readout(b.item_seq, b.lengths)).float()  # (b, n_items + 1)
+        return F.cross_entropy(scores, b.targets, reduction="sum"), batch.size
 
 
 def cloze_mask(lengths: torch.Tensor, width: int, mask_prob: float, mask_last_prob: float,
@@ -219,6 +245,15 @@ class ClozeCE(WindowedObjective):
         inp, m = self.masked_inputs(model, batch, generator)
         h = model(inp, batch.lengths)  # (B, L, D)
         return F.cross_entropy(model.score(h[m]).float(), batch.targets[m])
+
+    def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
+        inp, m = self.masked_inputs(model, batch, generator)  # the GLOBAL batch's masks: one draw, as unsharded
+        n = int(m.sum())
+        inp, m, b = inp[rows], m[rows], batch.rows(rows)
+        if b.size == 0:
+            return None, n
+        h = model(inp, b.lengths)  # (b, L, D)
+        return F.cross_entropy(model.score(h[m]).float(), b.targets[m], reduction="sum"), n
 
 
 def make_objective(name: str, train: Sequence[np.ndarray], max_len: int, *, prefixes_per_user: int = 0,

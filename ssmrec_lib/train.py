@@ -15,6 +15,10 @@ Resume: checkpoint_last.pt holds model, optimiser, scheduler, RNG states (torch,
 batch index within the epoch and the early-stopping state. Batch order and cloze masks are functions of
 (seed, epoch, batch), dropout draws come from the restored torch RNG, so a run killed mid-epoch and resumed ends
 with the same metrics as an uninterrupted one (CPU; tests/unit/test_train.py).
+
+Data-parallel (launched by torchrun, WORLD_SIZE > 1; distributed.py): every rank builds the same batches and trains
+on its rows of each; gradients are summed over ranks so a step is the global batch's step; evaluation is sharded
+and reduced exactly; rank 0 alone writes; each rank's RNG state is checkpointed, so resume is exact there too.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +35,12 @@ import numpy as np
 import torch
 
 from .config import ConfigError, to_dict
+from .distributed import all_reduce_grads, all_reduce_sum, broadcast_params, gather_objects, is_writer, rank_seed, rows
+from .distributed import setup as setup_distributed
 from .errors import UserError
 from .evaluate import evaluate, protocol_dict, sample_negatives
 from .objectives import make_objective, resolve_objective
-from .utils import atomic_path, dict_diff, progress
+from .utils import atomic_path, dict_diff, progress, rng_states, set_rng_states
 
 log = logging.getLogger(__name__)
 VALID_METRIC = "ndcg@10"
@@ -111,21 +116,6 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return f
 
 
-def _rng_states() -> dict[str, Any]:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_states(st: dict[str, Any]) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
 Hook = Callable[[str, dict], None]  # hook(event, info): events "batch_end" and "epoch_end"
 
 
@@ -161,7 +151,12 @@ class Trainer:
         self.hooks = list(hooks or [])
         self.dataset_protocol = dataset_protocol or {}
         self.device = resolve_device(cfg.device)
+        self.dist = setup_distributed(self.device.type)  # None unless torchrun started W > 1 processes
+        if self.dist is not None and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.model.to(self.device)
+        if self.dist is not None:
+            broadcast_params(self.model)
         self.objective_name = resolve_objective(cfg.objective, model) if model.trainable else "none (counted)"
         self.best_state: dict[str, torch.Tensor] | None = None
         self._negatives: dict[str, np.ndarray] = {}
@@ -179,7 +174,7 @@ class Trainer:
             neg = self._negatives[which]
         return evaluate(self.model, hist, tgt, max_len=cfg.max_len, batch_size=cfg.eval_batch_size,
                         mask_history=cfg.mask_history, mode=cfg.eval_mode, negatives=neg, ties=cfg.ties,
-                        device=self.device, per_user=per_user)
+                        device=self.device, per_user=per_user, dist=self.dist)
 
     def protocol(self, which: str) -> dict:
         c = self.cfg
@@ -194,15 +189,17 @@ class Trainer:
 
     def _save(self, name: str, payload: dict) -> None:
         path = self._path(name)
-        if path is None:
+        if path is None or not is_writer(self.dist):
             return
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
     def _save_last(self, state: dict) -> None:
+        rng = rng_states()
+        extra = {"rng_ranks": gather_objects(rng)} if self.dist is not None else {}  # every rank's dropout stream
         self._save("checkpoint_last.pt", {
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-            "rng": _rng_states(), "state": dict(state), "train_config": to_dict(self.cfg), "identity": self.identity,
+            "rng": rng, "state": dict(state), "train_config": to_dict(self.cfg), "identity": self.identity, **extra,
         })
 
     def _load_last(self) -> dict | None:
@@ -223,10 +220,12 @@ class Trainer:
             diff = sorted(k for k in now if saved.get(k) != now[k])
             raise UserError(f"{path} was written with a different training config (differs in {diff}); "
                             "use another run directory or delete it")
+        if self.dist is not None and len(ck.get("rng_ranks") or ()) != self.dist.world_size:
+            raise UserError(f"{path} was not written by {self.dist.world_size} data-parallel ranks; it is not resumed")
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
-        _set_rng_states(ck["rng"])
+        set_rng_states(ck["rng_ranks"][self.dist.rank] if self.dist is not None else ck["rng"])
         best = self._path("checkpoint_best.pt")
         if best is not None and best.exists():
             self.best_state = torch.load(best, map_location="cpu", weights_only=False)["model"]
@@ -235,7 +234,7 @@ class Trainer:
 
     def _log(self, record: dict, truncate_from_epoch: int | None = None) -> None:
         path = self._path("log.jsonl")
-        if path is None:
+        if path is None or not is_writer(self.dist):
             return
         lines = path.read_text().splitlines() if path.exists() else []
         if truncate_from_epoch is not None:  # after a resume, drop records the resumed epochs will rewrite
@@ -294,6 +293,8 @@ class Trainer:
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.opt = opt_cls(param_groups(model, cfg.weight_decay), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg, cfg.epochs * n_batches))
+        if self.dist is not None:
+            torch.manual_seed(rank_seed(cfg.seed, self.dist))
         state = self._load_last()
         if state is None:
             state = {"epoch": 0, "batch": 0, "best_score": -1.0, "best_epoch": -1, "best_valid": None, "bad": 0,
@@ -307,26 +308,29 @@ class Trainer:
             batches = self.epoch_batches(obj, epoch)
             model.train()
             bar = progress(total=n_batches, initial=state["batch"], desc=f"epoch {epoch}", leave=False,
-                           disable=not cfg.progress)
+                           disable=not cfg.progress or not is_writer(self.dist))
             t0 = time.perf_counter()
             for b in range(state["batch"], n_batches):
                 batch = obj.batch(batches[b]).to(self.device)
                 gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 10_007 + b)
                 with autocast:
-                    loss = obj.loss(model, batch, gen)
-                if not torch.isfinite(loss):
+                    loss, shown = self._loss(obj, batch, gen)  # to differentiate; the global batch's mean loss
+                if not torch.isfinite(shown):
                     last = self._path("checkpoint_last.pt")
                     raise NonFiniteLossError(
-                        f"loss is {loss.item()} at epoch {epoch}, batch {b} (lr {self.sched.get_last_lr()[0]:.3g}); "
+                        f"loss is {shown.item()} at epoch {epoch}, batch {b} (lr {self.sched.get_last_lr()[0]:.3g}); "
                         f"training stopped. Last good checkpoint: {last if last and last.exists() else 'none'}. "
                         "Try a lower lr, clip_norm > 0, or bf16=false.")
                 self.opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if loss.requires_grad:  # a rank whose share of a short last batch is empty only adds zeros
+                    loss.backward()
+                if self.dist is not None:
+                    all_reduce_grads(model)
                 if cfg.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
                 self.opt.step()
                 self.sched.step()
-                state["loss_sum"] += loss.item() * batch.size
+                state["loss_sum"] += shown.item() * batch.size
                 state["loss_n"] += batch.size
                 state["batch"] = b + 1
                 bar.update(1)
@@ -335,7 +339,7 @@ class Trainer:
                     t0 = time.perf_counter()
                     self._save_last(state)
                 for h in self.hooks:
-                    h("batch_end", {"epoch": epoch, "batch": b, "loss": loss.item()})
+                    h("batch_end", {"epoch": epoch, "batch": b, "loss": shown.item()})
             bar.close()
             train_s = state["seconds"] + time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -352,7 +356,7 @@ class Trainer:
                       "lr": self.sched.get_last_lr()[0], "train_seconds": round(train_s, 3),
                       "eval_seconds": round(eval_s, 3), "valid": valid, "best_epoch": state["best_epoch"]}
             self._log(record)
-            log.info("epoch %d loss %.4f valid %s %.4f (best %.4f @ %d) %.1fs", epoch, record["loss"],
+            (log.info if is_writer(self.dist) else log.debug)("epoch %d loss %.4f valid %s %.4f (best %.4f @ %d) %.1fs", epoch, record["loss"],
                      VALID_METRIC, score, state["best_score"], state["best_epoch"], train_s)
             state["train_seconds"] = state["train_seconds"] + [train_s]
             state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, loss_n=0, seconds=0.0,
@@ -364,11 +368,21 @@ class Trainer:
             model.load_state_dict(self.best_state)
         return self._finish(state)
 
+    def _loss(self, obj, batch, gen) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss this process differentiates, the global batch's mean loss): the same tensor in one process;
+        under W ranks this rank's share of the terms over the global count N, and the all-reduced mean."""
+        if self.dist is None:
+            loss = obj.loss(self.model, batch, gen)
+            return loss, loss
+        part, n = obj.shard_loss(self.model, batch, rows(batch.size, self.dist), gen)
+        part = part if part is not None else torch.zeros((), device=self.device)
+        return part / n, all_reduce_sum(part.float()) / n
+
     def _finish(self, state: dict) -> dict[str, Any]:
         per_user: dict[str, np.ndarray] = {}
         test = self.evaluate("test", per_user) if self.score_test else None  # once, with the best weights
         path = self._path(TEST_PER_USER)
-        if test is not None and path is not None:  # for paired tests between models (report/stats.py)
+        if test is not None and path is not None and is_writer(self.dist):  # for paired tests between models (report/stats.py)
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.savez_compressed(f, **{k: v.astype(np.float32) for k, v in per_user.items()
                                           if k.endswith("@10")})

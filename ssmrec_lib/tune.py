@@ -9,14 +9,22 @@ parameters reuses its run, and an interrupted study continues where it stopped (
 The objective is the run's best validation NDCG@10. Trials never score the test split (score_test=False): the
 test split is scored once, by the final runs of the chosen configuration.
 
+Many workers, one study: `workers` > 1 starts that many local processes on the same study (each with its own
+sampler seed, seed + worker index), which together add `trials` trials; a trial is claimed in the storage, so none
+is run twice or lost. Across machines, run the same command on each with `--storage` a PostgreSQL or MySQL URL all
+reach (SQLite suits one machine); each machine adds its `trials`. Two trials that draw the same parameters share one
+run folder: the second waits on a lock file beside it (runs/<key>.lock) and then reuses the finished run.
+
 Search spaces (SPACES) cover what matters per model: lr, users per step, dropout, layers, weight decay, warm-up, and
 the state size of the SSMs. A parameter fixed in `base` is not searched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -82,14 +90,47 @@ def pruning_hook(trial) -> Callable[[str, dict], None]:
     return hook
 
 
+@contextmanager
+def run_lock(folder: Path, overrides: dict[str, Any]):
+    """An exclusive lock on the run of `overrides` (one file per parameter set; released when the process ends,
+    even by a kill), so two workers never train the same run folder at once."""
+    import fcntl
+
+    key = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{key}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def open_storage(url: str):
+    """The study storage at `url`; SQLite waits up to a minute for a lock held by another worker."""
+    import optuna
+
+    if url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return url
+
+
+def _worker(kwargs: dict[str, Any]) -> None:
+    """One local worker process of run_study(workers > 1)."""
+    logging.basicConfig(level=logging.WARNING)
+    run_study(**kwargs)
+
+
 def run_study(model: str, dataset: str, profile: str = "full", trials: int = 20, timeout_minutes: float | None = None,
               base: dict[str, Any] | None = None, out: str | Path = "outputs/full/tuning", storage: str | None = None,
               study: str | None = None, seed: int = 0, data=None, data_dir: str | None = None,
-              startup_trials: int = 5, warmup_epochs: int = 3):
+              startup_trials: int = 5, warmup_epochs: int = 3, workers: int = 1, worker_index: int = 0):
     """Run (or continue) the study `study` (default <model>_<dataset>_<profile>); returns the optuna Study.
 
     `trials` counts the trials this call adds; `timeout_minutes` stops starting new ones after that time.
     `base`: overrides every trial shares (fixed parameters leave the search). `data` skips loading (tests).
+    `workers` > 1: that many local processes share the study and add `trials` in all, worker i trials // workers
+    (+ 1 for the first trials % workers), each with the sampler seed seed + i (`worker_index`).
     """
     import optuna
 
@@ -103,20 +144,27 @@ def run_study(model: str, dataset: str, profile: str = "full", trials: int = 20,
     study_name = study or f"{model}_{dataset}_{profile}"
     storage = storage or default_storage(out, study_name)
     data = data if data is not None else load_data(dataset, data_dir)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
+    sampler = optuna.samplers.TPESampler(seed=seed + worker_index, n_startup_trials=startup_trials)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs)
-    st = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", sampler=sampler,
-                             pruner=pruner, load_if_exists=True)
+    st = optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="maximize",
+                             sampler=sampler, pruner=pruner, load_if_exists=True)
     st.set_user_attr("model", model)
     st.set_user_attr("dataset", dataset)
     st.set_user_attr("profile", profile)
     st.set_user_attr("base", json.dumps(base, sort_keys=True))
     st.set_user_attr("seed", seed)
 
+    if workers > 1:
+        return _run_workers(workers, trials, dict(
+            model=model, dataset=dataset, profile=profile, trials=trials, timeout_minutes=timeout_minutes, base=base,
+            out=out, storage=storage, study=study_name, seed=seed, data=data, data_dir=data_dir,
+            startup_trials=startup_trials, warmup_epochs=warmup_epochs))
+
     def objective(trial) -> float:
         overrides = {**base, **suggest(trial, SPACES[model], base)}
-        r = run_experiment(model, dataset, profile, seed, overrides, out=str(out / "runs"), data=data,
-                           hooks=[pruning_hook(trial)], score_test=False)
+        with run_lock(out / "runs", overrides):
+            r = run_experiment(model, dataset, profile, seed, overrides, out=str(out / "runs"), data=data,
+                               hooks=[pruning_hook(trial)], score_test=False)
         trial.set_user_attr("run_id", r["run_id"])
         trial.set_user_attr("overrides", json.dumps(overrides, sort_keys=True))
         trial.set_user_attr("best_epoch", r["best_epoch"])
@@ -126,6 +174,26 @@ def run_study(model: str, dataset: str, profile: str = "full", trials: int = 20,
     st.optimize(objective, n_trials=trials, timeout=None if timeout_minutes is None else 60 * timeout_minutes,
                 catch=(UserError,), gc_after_trial=True)
     return st
+
+
+def _run_workers(workers: int, trials: int, kwargs: dict[str, Any]):
+    """Start `workers` processes on one study (spawned: no state shared but the storage), adding `trials` in all.
+    Raises UserError naming a worker that failed."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    share = [trials // workers + (i < trials % workers) for i in range(workers)]
+    procs = [ctx.Process(target=_worker, args=({**kwargs, "trials": share[i], "worker_index": i},),
+                         name=f"tune-worker-{i}") for i in range(workers) if share[i]]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    bad = [f"{p.name} (exit code {p.exitcode})" for p in procs if p.exitcode != 0]
+    if bad:
+        raise UserError(f"tuning workers failed: {', '.join(bad)}; the study keeps their finished trials, and the "
+                        "same command continues it")
+    return load_study(kwargs["storage"], kwargs["study"])
 
 
 def best_overrides(st) -> dict[str, Any]:
@@ -148,7 +216,7 @@ def trials_table(st):
 def load_study(storage: str, study: str):
     import optuna
 
-    return optuna.load_study(study_name=study, storage=storage)
+    return optuna.load_study(study_name=study, storage=open_storage(storage))
 
 
 def find_studies(folder: str | Path) -> list:

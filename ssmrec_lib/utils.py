@@ -64,6 +64,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def rng_states() -> dict[str, Any]:
+    """The torch, numpy, python (and CUDA) RNG states, for a checkpoint (set_rng_states restores them)."""
+    import numpy as np
+    import torch
+
+    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_states(st: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
 def git_sha(short: bool = False) -> str:
     """The checkout's commit (with '-dirty' when there are uncommitted changes), or 'unknown'."""
     root = Path(__file__).resolve().parent.parent

@@ -10,6 +10,10 @@ run_id = <model>_<dataset>_<profile>_s<seed>_<hash of the run's identity> (exper
 objective, dataset content, protocol): the same command on the same data and code reuses a finished run (and says
 so, with the commit that trained it; --force retrains from scratch) and resumes an interrupted one.
 
+Data-parallel: `torchrun --nproc-per-node N -m ssmrec_lib train ...` (or `make train-ddp NPROC=N TRAIN_ARGS="..."`) trains
+the same run on N processes (ssmrec_lib/distributed.py: sharded batches, summed gradients, exact sharded evaluation;
+rank 0 writes and prints); the world size and backend enter the run's identity.
+
 --set routing: `model.KEY=V` / `train.KEY=V` go to that config; a plain KEY goes where it exists (an error if
 both configs have it). Unknown keys or bad values raise ConfigError listing the valid keys.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from ..config import parse_overrides
+from ..distributed import is_writer
 from ..experiment import DEFAULT_OUT, format_result, run_experiment
 from ..profiles import PROFILE_NAMES
 
@@ -38,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     r = run_experiment(args.model, args.dataset, args.profile, args.seed, parse_overrides(args.overrides),
                        data_dir=args.data_dir, out=args.out, force=args.force)
+    if not is_writer():  # data-parallel: rank 0 alone reports
+        return 0
     print(format_result(r))
     print(f"  written to {Path(args.out) / r['run_id']}")
     return 0

@@ -2,7 +2,8 @@
 
 A hyperparameter search on the validation split (tune.py): Optuna TPE with a median pruner on per-epoch validation
 NDCG@10; the study lives in SQLite under --out (or --storage, any SQLAlchemy URL such as postgresql://...) and the
-same command continues it. Prints the trials and the best configuration as --set overrides.
+same command continues it. `--workers N` runs N local processes on the study; N machines share it through one
+`--storage` URL (README). Prints the trials and the best configuration as --set overrides.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=None, help="SQLAlchemy URL (default sqlite:///<out>/<study>.db)")
     parser.add_argument("--study", default=None, help="study name (default <model>_<dataset>_<profile>)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local worker processes on the one study, adding --trials in all (default 1); for many "
+                             "machines run this command on each with one --storage URL (postgresql://, mysql://)")
     parser.add_argument("--data-dir", default=None)
 
 
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or f"outputs/{args.profile}/tuning"
     st = run_study(args.model, args.dataset, args.profile, trials=args.trials, timeout_minutes=args.timeout_minutes,
                    base=parse_overrides(args.overrides), out=out, storage=args.storage, study=args.study,
-                   seed=args.seed, data_dir=args.data_dir)
+                   seed=args.seed, data_dir=args.data_dir, workers=args.workers)
     table = trials_table(st)
     print(table.to_string(index=False, max_colwidth=60))
     best = best_overrides(st)

@@ -243,3 +243,9 @@ def test_cli_unknown_key_and_bad_value(tmp_path, capsys):
     rc = cli_main(["train", "--model", "sasrec", "--dataset", "synthetic", "--profile", "smoke",
                    "--out", str(tmp_path), "--set", "lr=abc"])
     assert rc == 2 and "lr" in capsys.readouterr().err
+
+
+def test_clip_norm_trains(split):
+    torch.manual_seed(0)
+    res = Trainer(build_model("sasrec", split.n_items, 20, TINY["sasrec"]), split, _cfg(epochs=1, clip_norm=1.0)).fit()
+    assert res["epochs_run"] == 1 and 0 <= res["valid"]["ndcg@10"] <= 1

@@ -82,3 +82,16 @@ def test_notebook_view_of_studies(tmp_path, data):
     assert set(imp) <= set(SPACES["gru4rec"]) - set(BASE) and all(v >= 0 for v in imp.values())
     fig = study_history(trials_table(st), imp, title=st.study_name)
     assert len(fig.axes) == (2 if imp else 1)
+
+
+def test_two_worker_processes_finish_one_sqlite_study_without_duplicated_or_lost_trials(tmp_path, data):
+    st = run_study("gru4rec", "synthetic", "smoke", trials=4, base=BASE, out=tmp_path, data=data, startup_trials=2,
+                   workers=2)
+    assert sorted(t.number for t in st.trials) == [0, 1, 2, 3]  # 4 trials in all: 2 per worker, none twice
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in st.trials)  # none lost (left running or failed)
+    for t in st.trials:  # each trial's value is its own run's best validation NDCG@10
+        met = json.loads((tmp_path / "runs" / t.user_attrs["run_id"] / "metrics.json").read_text())
+        assert met["valid"]["ndcg@10"] == pytest.approx(t.value)
+    assert len({json.dumps(t.params, sort_keys=True) for t in st.trials}) == 4  # the workers' samplers differ
+    more = run_study("gru4rec", "synthetic", "smoke", trials=1, base=BASE, out=tmp_path, data=data, startup_trials=2)
+    assert len(more.trials) == 5  # one process continues the study the workers wrote
