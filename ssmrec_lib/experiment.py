@@ -102,7 +102,8 @@ def resolve_configs(model: str, dataset: str, profile: str, seed: int, overrides
 
 
 def load_data(dataset: str, data_dir: str | None = None):
-    """SequenceData for `dataset` via data.load_dataset ("synthetic": make_synthetic's defaults)."""
+    """SequenceData for `dataset`, a name or a dataset spec ("csv:FILE?sep=\\t&...": data/spec.py), via
+    data.load_dataset ("synthetic": make_synthetic's defaults)."""
     from .data import load_dataset
 
     return load_dataset(dataset, data_dir=data_dir)
@@ -157,8 +158,13 @@ def identity_hash(identity: dict[str, Any]) -> str:
 
 
 def make_run_id(model: str, dataset: str, profile: str, seed: int, identity: dict[str, Any]) -> str:
-    """<model>_<dataset>_<profile>_s<seed>_<12 hex of the identity hash>: readable, and unique per identity."""
-    return f"{model}_{dataset}_{profile}_s{seed}_{identity_hash(identity)[:12]}"
+    """<model>_<dataset>_<profile>_s<seed>_<12 hex of the identity hash>: readable, and unique per identity.
+
+    <dataset> is the spec's folder-safe label (data/spec.py): a registered name as it is, `csv-<file stem>` for
+    a file (`csv:data/u.data` -> `csv-u`), never a path."""
+    from .data.spec import parse_dataset_spec
+
+    return f"{model}_{parse_dataset_spec(dataset).label}_{profile}_s{seed}_{identity_hash(identity)[:12]}"
 
 
 def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrides: dict[str, Any], data,

@@ -134,6 +134,7 @@ def run_study(model: str, dataset: str, profile: str = "full", trials: int = 20,
     """
     import optuna
 
+    from .data.spec import parse_dataset_spec
     from .experiment import load_data, run_experiment
 
     if model not in SPACES:
@@ -141,7 +142,7 @@ def run_study(model: str, dataset: str, profile: str = "full", trials: int = 20,
     base = dict(base or {})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    study_name = study or f"{model}_{dataset}_{profile}"
+    study_name = study or f"{model}_{parse_dataset_spec(dataset).label}_{profile}"
     storage = storage or default_storage(out, study_name)
     data = data if data is not None else load_data(dataset, data_dir)
     sampler = optuna.samplers.TPESampler(seed=seed + worker_index, n_startup_trials=startup_trials)

@@ -4,6 +4,8 @@
                prints users, items, interactions, mean / median length, density: as read and after the filter
   data prepare --dataset NAME [--data-dir DIR] [--kcore K] [--source S]
                builds (or reuses) the prepared cache and prints where it is
+  NAME may be your own file: --dataset csv --path FILE [--sep S --no-header --columns ...] or --dataset csv:FILE
+  (cli/dataset_args.py, data/spec.py)
   data list    the known dataset names
 """
 
@@ -13,6 +15,8 @@ import argparse
 import json
 import time
 
+from .dataset_args import add_file_arguments, dataset_specs
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -20,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           ("prepare", "build (or reuse) the prepared-data cache")):
         p = sub.add_parser(action, help=help_, description=help_)
         p.add_argument("--dataset", required=True, action="append",
-                       help="dataset name (repeatable); see `data list`")
+                       help="dataset name or spec (repeatable); see `data list`; csv: your own file")
         p.add_argument("--data-dir", default=None, help="folder with the files (default: $SSMREC_DATA_DIR, "
                                                          "then the cache, then download)")
         p.add_argument("--kcore", type=int, default=5, help="iterated k-core threshold (0 disables; default 5)")
@@ -29,11 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--no-download", action="store_true", help="never download; fail if the files are absent")
         if action == "stats":
             p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+        add_file_arguments(p)
     sub.add_parser("list", help="known dataset names")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data.registry import DATASETS, dataset_names, load_dataset
+    from ..data.spec import parse_dataset_spec
     from ..data.stats import format_table, stats_rows
 
     if args.data_command == "list":
@@ -43,19 +49,22 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     frames = []
-    for name in args.dataset:
+    for name in dataset_specs(args.dataset, args):
         opts = {}
-        if args.source and name != "synthetic":
+        base = parse_dataset_spec(name).name
+        if args.source and base not in ("synthetic", "csv"):
             opts["source"] = args.source
-        if args.no_download and name != "synthetic":
+        if args.no_download and base != "synthetic":
             opts["download"] = False
         t0 = time.perf_counter()
         data = load_dataset(name, args.data_dir, kcore=args.kcore, **opts)
         dt = time.perf_counter() - t0
         if args.data_command == "prepare":
             key = data.protocol.get("cache_key", "")
-            print(f"{name}: {data.n_users:,} users, {data.n_items:,} items, {data.n_interactions:,} interactions "
+            print(f"{data.name}: {data.n_users:,} users, {data.n_items:,} items, {data.n_interactions:,} interactions "
                   f"({data.protocol.get('filter', 'none')}); ready in {dt:.2f} s; cache key {key[:16]}")
+            if name != data.name:
+                print(f"  dataset spec (for train / workbook): {name}")
         frames.append(stats_rows(data))
     if args.data_command == "stats":
         df = pd.concat(frames, ignore_index=True)

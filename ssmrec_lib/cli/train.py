@@ -14,6 +14,10 @@ Data-parallel: `torchrun --nproc-per-node N -m ssmrec_lib train ...` (or `make t
 the same run on N processes (ssmrec_lib/distributed.py: sharded batches, summed gradients, exact sharded evaluation;
 rank 0 writes and prints); the world size and backend enter the run's identity.
 
+Your own data: `--dataset csv --path FILE [--sep S --no-header --columns user,item,rating,timestamp ...]` (or the
+spec `--dataset 'csv:FILE?sep=\\t&...'`); the run folder is <model>_csv-<file stem>_..., and its identity holds the
+content hash of the prepared data, so another file (or an edited one) trains anew.
+
 --set routing: `model.KEY=V` / `train.KEY=V` go to that config; a plain KEY goes where it exists (an error if
 both configs have it). Unknown keys or bad values raise ConfigError listing the valid keys.
 """
@@ -26,11 +30,13 @@ from ..config import parse_overrides
 from ..distributed import is_writer
 from ..experiment import DEFAULT_OUT, format_result, run_experiment
 from ..profiles import PROFILE_NAMES
+from .dataset_args import add_file_arguments, dataset_specs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model name (sasrec, mamba4rec, mamba2rec, hydra4rec, ...)")
-    parser.add_argument("--dataset", required=True, help="dataset name (ml-1m, amazon2014-beauty, synthetic, ...)")
+    parser.add_argument("--dataset", required=True,
+                        help="dataset name (ml-1m, amazon2014-beauty, synthetic, ...) or csv (your own file: --path)")
     parser.add_argument("--profile", default="quick", choices=PROFILE_NAMES, help="training profile (default quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -38,10 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="raw data folder (default: $SSMREC_DATA_DIR or data/)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"runs folder (default {DEFAULT_OUT})")
     parser.add_argument("--force", action="store_true", help="retrain even if the run already finished")
+    add_file_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    r = run_experiment(args.model, args.dataset, args.profile, args.seed, parse_overrides(args.overrides),
+    dataset = dataset_specs([args.dataset], args)[0]
+    r = run_experiment(args.model, dataset, args.profile, args.seed, parse_overrides(args.overrides),
                        data_dir=args.data_dir, out=args.out, force=args.force)
     if not is_writer():  # data-parallel: rank 0 alone reports
         return 0

@@ -7,19 +7,23 @@ import argparse
 
 from ..profiles import WORKBOOK_PROFILES
 from ..report.workbook import ROOT, run_workbook
+from .dataset_args import add_file_arguments, dataset_specs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick", choices=sorted(WORKBOOK_PROFILES))
-    parser.add_argument("--datasets", nargs="+", default=None, help="override the profile's datasets")
+    parser.add_argument("--datasets", nargs="+", default=None,
+                        help="override the profile's datasets (names or specs: csv:FILE, or csv with --path ...)")
     parser.add_argument("--models", nargs="+", default=None, help="override the profile's models")
     parser.add_argument("--data-dir", default=None, help="dataset folder (else $SSMREC_DATA_DIR, cache, download)")
     parser.add_argument("--out", default=str(ROOT / "outputs"), help="output root (default: outputs/)")
     parser.add_argument("--force", action="store_true", help="retrain even where a finished run exists")
     parser.add_argument("--only", nargs="+", default=None, help="run only notebooks whose output name starts so")
+    add_file_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    run_workbook(args.profile, args.datasets, args.models, args.out, args.data_dir, args.force, args.only)
+    datasets = dataset_specs(args.datasets or [], args) or None
+    run_workbook(args.profile, datasets, args.models, args.out, args.data_dir, args.force, args.only)
     return 0
 

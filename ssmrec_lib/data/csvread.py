@@ -21,8 +21,12 @@ from .textio import encoding_error, malformed, open_text
 
 
 def read_columns(paths: Sequence[Path], *, user_col: str, item_col: str, time_col: str | None, sep: str,
-                 encoding: str = "utf-8", **raw_kw) -> RawInteractions:
-    """Rows of every file in `paths`, in file order, as RawInteractions (ids as dictionary codes)."""
+                 encoding: str = "utf-8", column_names: Sequence[str] | None = None, header: bool = True,
+                 **raw_kw) -> RawInteractions:
+    """Rows of every file in `paths`, in file order, as RawInteractions (ids as dictionary codes).
+
+    Column names come from each file's first line, or from `column_names` (then the first line is skipped when
+    `header`, read as data otherwise)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
@@ -36,14 +40,16 @@ def read_columns(paths: Sequence[Path], *, user_col: str, item_col: str, time_co
     for p in paths:
         try:
             t = pcsv.read_csv(
-                p, read_options=pcsv.ReadOptions(encoding=encoding),
+                p, read_options=pcsv.ReadOptions(
+                    encoding=encoding, column_names=list(column_names) if column_names else None,
+                    skip_rows=1 if column_names and header else 0),
                 parse_options=pcsv.ParseOptions(delimiter=sep),
                 convert_options=pcsv.ConvertOptions(include_columns=cols, column_types=types))
         except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as e:
-            raise locate_error(p, sep, cols, time_col, encoding, e) from e
+            raise locate_error(p, sep, cols, time_col, encoding, e, column_names, header) from e
         if any(t.column(c).null_count for c in cols) or any(
                 pc.any(pc.equal(ch.dictionary, "")).as_py() for c in (user_col, item_col) for ch in t.column(c).chunks):
-            raise locate_error(p, sep, cols, time_col, encoding, ValueError("empty field"))
+            raise locate_error(p, sep, cols, time_col, encoding, ValueError("empty field"), column_names, header)
         tables.append(t.select(cols))
     table = pa.concat_tables(tables).unify_dictionaries().combine_chunks() if tables else None
     if table is None or table.num_rows == 0:
@@ -62,22 +68,28 @@ def read_columns(paths: Sequence[Path], *, user_col: str, item_col: str, time_co
     return RawInteractions(user=u, item=i, user_vocab=uv, item_vocab=iv, time=time, **raw_kw)
 
 
-def locate_error(path, sep, usecols, time_col, encoding, e) -> DataError:
+def locate_error(path, sep, usecols, time_col, encoding, e, column_names=None, header=True) -> DataError:
     """Scan `path` with the csv module for the first row that explains the failure `e`."""
     try:
         with open_text(path, encoding=encoding) as f:
             reader = csv.reader(f, delimiter=sep)
-            header = next(reader, [])
-            missing = [c for c in usecols if c not in header]
+            if column_names:
+                names, first_data = list(column_names), 1
+                if header:
+                    next(reader, [])
+                    first_data = 2
+            else:
+                names, first_data = next(reader, []), 2
+            missing = [c for c in usecols if c not in names]
             if missing:
-                return DataError(f"{path}, line 1: header {header} lacks the column(s) {missing}")
-            idx = {c: header.index(c) for c in usecols}
-            for n, row in enumerate(reader, start=2):
+                return DataError(f"{path}, line 1: header {names} lacks the column(s) {missing}")
+            idx = {c: names.index(c) for c in usecols}
+            for n, row in enumerate(reader, start=first_data):
                 if not row:
                     continue
                 line = sep.join(row)
-                if len(row) != len(header):
-                    return malformed(path, n, line, f"expected {len(header)} fields ({', '.join(header)}), "
+                if len(row) != len(names):
+                    return malformed(path, n, line, f"expected {len(names)} fields ({', '.join(names)}), "
                                                     f"got {len(row)}")
                 if any(row[idx[c]] == "" for c in usecols):
                     return malformed(path, n, line, f"expected non-empty {', '.join(usecols)}")

@@ -1,5 +1,8 @@
 """Datasets by name: `load_dataset(name, data_dir=None, *, kcore=5, cache=True, **options) -> SequenceData`.
 
+`name` may be a dataset spec (spec.py): "csv:FILE?sep=\\t&header=false&columns=user,item,rating,timestamp" is
+`load_dataset("csv", path=FILE, sep="\\t", header=False, columns=[...])`; keyword options win over the spec's.
+
 Every real dataset goes: locate files (explicit folder -> $SSMREC_DATA_DIR -> cache -> download; see
 `sources`) -> cache look-up keyed by (name, source sha256s, options, pipeline version) -> parse ->
 `pipeline.build_sequences` (order, dedup, iterated k-core, re-index) -> atomic cache write.
@@ -23,6 +26,7 @@ from ..errors import DataError, UnknownNameError
 from . import amazon2014, amazon2023, cache as cache_mod, generic, ml1m
 from .pipeline import PIPELINE_VERSION, RawInteractions, build_sequences
 from .sources import file_record
+from .spec import parse_dataset_spec
 from .synthetic import make_synthetic
 from .types import SequenceData
 
@@ -82,10 +86,14 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, kcore: int = 
                  **options: Any) -> SequenceData:
     """Load a dataset by name through the one pipeline; see the module docstring.
 
-    Names: see `dataset_names()`. "synthetic" takes `make_synthetic`'s keyword arguments and is never
-    filtered or cached. "csv" takes path=, user_col=, item_col=, time_col=, sep=, encoding=, time_unit=.
-    Returns SequenceData with sequences[u] (int64 ids in 1..n_items, oldest first).
+    Names: see `dataset_names()`, or a dataset spec (spec.py). "synthetic" takes `make_synthetic`'s keyword
+    arguments and is never filtered or cached. "csv" takes path=, user_col=, item_col=, time_col=, sep=,
+    header=, columns=, encoding=, time_unit= (generic.load_interactions_csv). Returns SequenceData with
+    sequences[u] (int64 ids in 1..n_items, oldest first); a csv file's data are named `csv-<file stem>`.
     """
+    ref = parse_dataset_spec(name)
+    name, options = ref.name, {**ref.options, **options}
+    kcore = int(options.pop("kcore", kcore))
     if name == "synthetic":
         data = make_synthetic(**options)
         data.protocol.setdefault("counts", {"after_filter": _counts(data)})
@@ -98,11 +106,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, kcore: int = 
     if cache:
         hit = cache_mod.load(folder)
         if hit is not None:
-            log.info("%s: prepared data from cache %s", name, folder)
+            log.info("%s: prepared data from cache %s", ref.label, folder)
+            hit.name = ref.label
             return hit
     t0 = time.perf_counter()
     raw = spec.parse(files, **par)
-    data = build_sequences(raw, name, kcore=kcore, **pipe)
+    data = build_sequences(raw, ref.label, kcore=kcore, **pipe)
     data.protocol["cache_key"] = key
     log.info("%s: prepared in %.1f s (%d users, %d items, %d interactions)", name, time.perf_counter() - t0,
              data.n_users, data.n_items, data.n_interactions)
@@ -141,7 +150,8 @@ for _name, (_cat, *_rest) in amazon2023.CATEGORIES.items():
         locate_options=("source", "meta")))
 
 register_dataset(DatasetSpec(
-    "csv", "any CSV/TSV file with user, item and timestamp columns",
+    "csv", "your own CSV/TSV file with user, item and timestamp columns (csv:FILE; README: Your own data)",
     locate=lambda data_dir=None, path=None, download=True, downloader=None: generic.locate(path, data_dir),
     parse=lambda files, **kw: generic.load_interactions_csv(files[0], **kw),
-    locate_options=("path",), parse_options=("user_col", "item_col", "time_col", "sep", "encoding", "time_unit")))
+    locate_options=("path",),
+    parse_options=("user_col", "item_col", "time_col", "sep", "header", "columns", "encoding", "time_unit")))

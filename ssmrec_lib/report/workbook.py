@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.spec import format_dataset_spec, parse_dataset_spec
 from ..errors import UnknownNameError, UserError
 from ..profiles import LLM_MODELS, WORKBOOK_PROFILES
 from ..utils import atomic_write_text, environment_info
@@ -51,7 +52,7 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
     if profile not in WORKBOOK_PROFILES:
         raise UnknownNameError(f"unknown profile {profile!r}; known profiles: {sorted(WORKBOOK_PROFILES)}")
     p = WORKBOOK_PROFILES[profile]
-    datasets = list(datasets or p.datasets)
+    datasets = [notebook_spec(d) for d in (datasets or p.datasets)]
     if models:  # an explicit list may mix both families; LLM models train after the sequence models
         llm_models = [m for m in models if m in LLM_MODELS]
         models = [m for m in models if m not in LLM_MODELS]
@@ -68,7 +69,7 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
         for model in models + llm_models:
             for seed in p.seeds:
                 steps.append(Step(
-                    "03_train.ipynb", f"03_train_{model}_{dataset}_s{seed}",
+                    "03_train.ipynb", f"03_train_{model}_{parse_dataset_spec(dataset).label}_s{seed}",
                     {**common, "model": model, "dataset": dataset, "seed": seed, "force": force},
                     f"Train {model} on {dataset} (seed {seed})",
                 ))
@@ -80,6 +81,15 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
     steps.append(Step("05_results.ipynb", "05_results", {**common, "datasets": ",".join(datasets)},
                       "Results: the paper's tables beside ours"))
     return steps
+
+
+def notebook_spec(dataset: str) -> str:
+    """A dataset spec as the notebooks (run in the repository root) read it: a file's path made relative to the
+    root when inside it (shown_path), so the reports name no folder of this machine; names unchanged."""
+    ref = parse_dataset_spec(dataset)
+    if "path" not in ref.options or not Path(ref.options["path"]).exists():
+        return dataset
+    return format_dataset_spec(ref.name, {**ref.options, "path": shown_path(Path(ref.options["path"]))})
 
 
 def shown_path(path: Path) -> str:
