@@ -1,4 +1,4 @@
-"""`python -m ssmrec_lib <command> ...`
+"""`python -m ssmrec_lib <command> ...` (or `ssmrec <command> ...`, the console script of `pip install`)
 
 The only place that parses arguments; nothing in the library imports this package. Each command lives in its own
 module here (cli/<command>.py) exposing `add_arguments(parser)` and `run(args) -> int`, and calls the library;
@@ -37,7 +37,8 @@ def add_module_commands(sub, commands: dict[str, tuple[str, str]]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ssmrec_lib", description=__doc__.splitlines()[0])
+    prog = "ssmrec" if os.path.basename(sys.argv[0]) == "ssmrec" else "python -m ssmrec_lib"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_module_commands(sub, COMMANDS)
