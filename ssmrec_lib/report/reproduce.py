@@ -23,7 +23,8 @@ from . import paper
 from .tables import check_identities, choose_variants, collect_runs, current_only, load_log, to_markdown
 
 METRICS = ("hr@10", "ndcg@10", "mrr@10")
-TARGETS: dict[str, dict[str, float]] = {  # issue 4, section 6
+CORE_MODELS = ("sasrec", "mamba4rec", "mamba2rec", "hydra4rec")
+TARGETS: dict[str, dict[str, float]] = {  # ML-1M (issue 4, section 6); other datasets: the paper's row (targets_for)
     "sasrec": {"hr@10": 0.30},
     "mamba4rec": {"hr@10": 0.306, "ndcg@10": 0.178, "mrr@10": 0.138},
     "mamba2rec": {"hr@10": 0.340, "ndcg@10": 0.193, "mrr@10": 0.148},
@@ -31,11 +32,23 @@ TARGETS: dict[str, dict[str, float]] = {  # issue 4, section 6
 }
 
 
-def reproduction_table(runs: pd.DataFrame, dataset: str, models=tuple(TARGETS)) -> pd.DataFrame:
+def targets_for(dataset: str, model: str) -> dict[str, float]:
+    """ML-1M: TARGETS. Elsewhere: the paper's row for the model on that dataset (or its stand-in's), if any."""
+    if dataset == "ml-1m":
+        return TARGETS.get(model, {})
+    p = paper.reference(dataset)[1].set_index("model")
+    name = paper.MODEL_TO_PAPER.get(model, model)
+    if name not in p.index:
+        return {}
+    return {m: float(p.loc[name, m]) for m in METRICS if pd.notna(p.loc[name, m])}
+
+
+def reproduction_table(runs: pd.DataFrame, dataset: str, models=CORE_MODELS) -> pd.DataFrame:
     """Per model: our test metrics (mean over seeds), the paper's row, the target and the gap, best epoch,
     epochs run, seconds per epoch, validation NDCG@10, parameters. runs: tables.collect_runs(...); where a
-    model has several configurations the validation picks one (choose_variants)."""
-    p = paper.table(dataset).set_index("model")
+    model has several configurations the validation picks one (choose_variants). `models`: the rows, in order
+    (write_report: the four core models, then every other model that has runs)."""
+    p = paper.reference(dataset)[1].set_index("model")
     runs = choose_variants(runs)
     rows = []
     for model in models:
@@ -50,7 +63,7 @@ def reproduction_table(runs: pd.DataFrame, dataset: str, models=tuple(TARGETS)) 
             r[f"sd_{m}"] = float(g[m].std(ddof=1)) if len(g) > 1 else None  # sample sd over seeds
         for m in METRICS:
             r[f"paper_{m}"] = float(p.loc[name, m]) if name in p.index and pd.notna(p.loc[name, m]) else None
-        target = TARGETS.get(model, {})
+        target = targets_for(dataset, model)
         for m in METRICS:
             r[f"target_{m}"] = target.get(m)
             r[f"gap_{m}"] = r[m] - target[m] if m in target else None
@@ -115,7 +128,8 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
     if not runs.empty:
         runs = runs[runs["dataset"] == dataset].reset_index(drop=True)
     runs, stale = current_only(check_identities(runs, data_dir))
-    table = reproduction_table(runs, dataset)
+    present = [] if runs.empty else sorted(set(runs["model"]))
+    table = reproduction_table(runs, dataset, [*CORE_MODELS, *(m for m in present if m not in CORE_MODELS)])
     if table.empty:
         raise SystemExit(f"no finished runs for {dataset} whose identity matches this code under {runs_root} "
                          f"(looked for */metrics.json; left out: {stale or 'none'})")
@@ -130,10 +144,14 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
                    "targets_met", "valid_ndcg@10", "best_epochs", "epochs_run", "sec_per_epoch", "params",
                    "params_wo_emb"]].assign(sec_per_epoch=lambda d: d["sec_per_epoch"].map("{:.1f}".format))
     env = environment_info()
-    md = [f"# Reproduction of the paper's Table 3 on {dataset}", "",
+    title, _, stand_in = paper.reference(dataset)
+    target_line = ("targets: the paper's row; SASRec: HR@10 0.30" if dataset == "ml-1m"
+                   else "targets: the paper's row for the model, where it has one")
+    md = [f"# Reproduction of the paper's {title} on {dataset}", "",
+          *([f"**{stand_in}**", ""] if stand_in else []),
           f"Test metrics with the best-validation checkpoint, scored once. Protocol: {proto}.",
           "Metrics are means over the seeds run; sd_* = their sample standard deviation. "
-          "gap = ours - target (targets: the paper's row; SASRec: HR@10 0.30). sec_per_epoch = mean training "
+          f"gap = ours - target ({target_line}). sec_per_epoch = mean training "
           "seconds per epoch as logged by each run (validation excluded).", "",
           to_markdown(short), "", *paired_section(runs, dataset),
           "Configurations compared on validation (the row above uses the best):",

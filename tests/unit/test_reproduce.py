@@ -63,3 +63,20 @@ def test_the_results_notebook_table_shows_one_configuration_per_model_not_an_ave
     ours = t[t["source"].str.startswith("ours")].iloc[0]
     assert ours["hr@10"] == pytest.approx(0.30) and ours["overrides"] == "{}" and "1 seed" in ours["source"]
     assert (t["source"] == "paper").sum() == 1
+
+
+def test_amazon_2014_report_is_labelled_a_stand_in_beside_the_papers_23_rows(tmp_path, shared_data):
+    """issue 14: a run on SASRec's Amazon 2014 Beauty file is reported beside the paper's Table 1 (Amazon '23),
+    labelled as a stand-in, with the paper's row as its target; models without a paper row still get a row."""
+    from ssmrec_lib.experiment import run_experiment
+    from ssmrec_lib.report import paper
+    from ssmrec_lib.report.reproduce import targets_for, write_report
+
+    r = run_experiment("pop", "amazon2014-beauty", "smoke", 0, out=tmp_path / "runs", data_dir=str(shared_data))
+    _, md_path, _ = write_report(tmp_path / "runs", "amazon2014-beauty", tmp_path, data_dir=str(shared_data))
+    md = md_path.read_text()
+    assert "Amazon 2014 stand-in" in md and "Table 1: Amazon Reviews '23 Beauty" in md
+    assert f"`{r['run_id']}`" in md and "| pop |" in md
+    assert targets_for("amazon2014-video", "mamba4rec") == {"hr@10": 0.107, "ndcg@10": 0.061, "mrr@10": 0.048}
+    assert targets_for("amazon2014-beauty", "pop") == {}
+    assert paper.reference("ml-1m")[2] is None
