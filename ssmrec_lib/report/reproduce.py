@@ -32,6 +32,28 @@ TARGETS: dict[str, dict[str, float]] = {  # ML-1M (issue 4, section 6); other da
 }
 
 
+# Published results on the same protocol (leave-one-out, full ranking, history not masked), as issue 13 lists them;
+# shown beside ours, never used as targets. (dataset -> [(who, hr@10, ndcg@10, mrr@10, source)])
+ANCHORS: dict[str, list[tuple[str, float | None, float | None, float | None, str]]] = {
+    "ml-1m": [
+        ("Mamba4Rec, its own paper", 0.3121, 0.1822, 0.1425, "Liu et al. 2024 (RecBole, full ranking, unmasked)"),
+        ("SASRec, CE-trained reproductions", 0.31, None, None, "about 0.31 HR@10 (issue 13)"),
+        ("HSTU-large (generative-recommenders)", 0.33, 0.19, None, "near 0.33 HR@10 / 0.19 NDCG@10 (issue 13)"),
+    ],
+}
+
+
+def anchor_lines(dataset: str) -> list[str]:
+    """Markdown lines listing the published anchors for `dataset` (empty when none are known)."""
+    rows = ANCHORS.get(dataset, [])
+    if not rows:
+        return []
+    fmt = lambda v: "-" if v is None else f"{v:.4f}".rstrip("0").rstrip(".")  # noqa: E731
+    return ["Public anchors on the same protocol (others' published numbers, for scale; not targets):", "",
+            "| who | hr@10 | ndcg@10 | mrr@10 | source |", "|---|---|---|---|---|",
+            *(f"| {w} | {fmt(h)} | {fmt(n)} | {fmt(m)} | {s} |" for w, h, n, m, s in rows), ""]
+
+
 def targets_for(dataset: str, model: str) -> dict[str, float]:
     """ML-1M: TARGETS. Elsewhere: the paper's row for the model on that dataset (or its stand-in's), if any."""
     if dataset == "ml-1m":
@@ -153,7 +175,7 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
           "Metrics are means over the seeds run; sd_* = their sample standard deviation. "
           f"gap = ours - target ({target_line}). sec_per_epoch = mean training "
           "seconds per epoch as logged by each run (validation excluded).", "",
-          to_markdown(short), "", *paired_section(runs, dataset),
+          to_markdown(short), "", *anchor_lines(dataset), *paired_section(runs, dataset),
           "Configurations compared on validation (the row above uses the best):",
           *(f"- {m}: {v}" for m, v in zip(table["model"], table["variants"])), "",
           "Runs (each one's identity, recomputed by this code from its command and the dataset, matches the one "

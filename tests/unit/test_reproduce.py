@@ -80,3 +80,11 @@ def test_amazon_2014_report_is_labelled_a_stand_in_beside_the_papers_23_rows(tmp
     assert targets_for("amazon2014-video", "mamba4rec") == {"hr@10": 0.107, "ndcg@10": 0.061, "mrr@10": 0.048}
     assert targets_for("amazon2014-beauty", "pop") == {}
     assert paper.reference("ml-1m")[2] is None
+
+
+def test_public_anchors_are_listed_for_ml1m_only():
+    from ssmrec_lib.report.reproduce import anchor_lines
+
+    lines = anchor_lines("ml-1m")
+    assert any("| Mamba4Rec, its own paper | 0.3121 | 0.1822 | 0.1425 |" in ln for ln in lines)
+    assert anchor_lines("amazon2014-beauty") == []
