@@ -17,9 +17,12 @@ and HTML are kept.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +225,38 @@ finished run is reused only when its identity matches exactly. A reused run was 
     return out
 
 
+LOG_NAME = "workbook.log"
+_NOISY_LOGGERS = ("papermill", "traitlets", "nbconvert", "jupyter_client")
+
+
+@contextlib.contextmanager
+def console_to_log(log_path: Path):
+    """Send papermill's, nbconvert's and traitlets' log records and everything written to the process's stderr
+    (the kernels inherit it: "Kernel is running over TCP without encryption", "Alternative text is missing")
+    to `log_path`, appended; stdout, where the workbook prints one line per step, stays on the terminal."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    saved = []
+    for name in _NOISY_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.propagate, list(lg.handlers)))
+        lg.handlers, lg.propagate = [handler], False
+    sys.stderr.flush()
+    stderr_fd = os.dup(2)
+    with open(log_path, "ab") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(stderr_fd, 2)
+        os.close(stderr_fd)
+        for lg, propagate, handlers in saved:
+            lg.handlers, lg.propagate = handlers, propagate
+        handler.close()
+
+
 def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, models: list[str] | None = None,
                  out_root: str | Path = ROOT / "outputs", data_dir: str | None = None, force: bool = False,
                  only: list[str] | None = None) -> list[Step]:
@@ -236,9 +271,11 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
             if s not in steps and (out_dir / f"{s.output}.html").exists():
                 s.status = "earlier run"
                 s.files = [f for f in (f"{s.output}.html", f"{s.output}{CODE_SUFFIX}") if (out_dir / f).exists()]
+    print(f"papermill, nbconvert and kernel messages: {out_dir / LOG_NAME}", flush=True)
     for i, step in enumerate(steps, 1):
         print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
-        execute(step, out_dir)
+        with console_to_log(out_dir / LOG_NAME):
+            execute(step, out_dir)
         print(f"[{i}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s", flush=True)
         write_index(out_dir, profile, planned, since)
         if step.status == "failed":

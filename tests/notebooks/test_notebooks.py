@@ -67,6 +67,7 @@ def smoke_run(tmp_path_factory):
 def test_smoke_workbook_runs_every_notebook(smoke_run):
     root, steps = smoke_run
     assert steps and all(s.status == "ok" for s in steps), [(s.output, s.status, s.error) for s in steps]
+    assert "Kernel is running over TCP" in (root / "workbook.log").read_text()  # kernel noise went to the log
     index = (root / "index.html").read_text()
     for s in steps:  # the reader's report first, the notebook with its code beside it
         assert (root / f"{s.output}.html").exists() and (root / f"{s.output}{CODE_SUFFIX}").exists()

@@ -126,3 +126,21 @@ def test_the_browser_check_finds_what_an_offline_reader_would_miss(tmp_path):
     assert bad.raw_latex == ["$\\bar A$", "\\("] and bad.broken_images[0].endswith("missing.png")
     assert any("boom" in e for e in bad.console_errors) and bad.external_requests == ["https://cdn.example.org/x.js"]
     assert checks[reader.name].problems() == [] and (tmp_path / "screens" / "02_ssm_theory.png").stat().st_size > 1000
+
+
+def test_console_to_log_keeps_library_and_kernel_noise_off_the_terminal(tmp_path, capfd):
+    import logging
+    import os
+
+    from ssmrec_lib.report.workbook import console_to_log
+
+    log = tmp_path / "workbook.log"
+    with console_to_log(log):
+        logging.getLogger("traitlets").warning("Alternative text is missing on 2 image(s).")
+        os.write(2, b"[IPKernelApp] WARNING | Kernel is running over TCP without encryption.\n")
+        print("[1/2] step ... ok", flush=True)
+    logging.getLogger("traitlets").warning("after")  # handlers restored: this one is not in the file
+    out, err = capfd.readouterr()
+    text = log.read_text()
+    assert "Alternative text is missing" in text and "Kernel is running over TCP" in text and "after" not in text
+    assert "[1/2] step ... ok" in out and "Kernel is running" not in err and "Alternative text" not in err
