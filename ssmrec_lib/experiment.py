@@ -175,21 +175,15 @@ def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrid
     seeds the RNG first when `net` is the one it will train.
     """
     from .distributed import from_env
-    from .evaluate import protocol_dict
     from .models.registry import build_model
-    from .objectives import resolve_objective
-    from .train import resolve_device
+    from .train import evaluation_protocol, objective_name, resolve_device
 
     cfg, model_cfg = resolve_configs(model, dataset, profile, seed, overrides)
     split = split if split is not None else data.split()
     net = build_model(model, split.n_items, cfg.max_len, to_dict(model_cfg))
-    objective = resolve_objective(cfg.objective, net) if net.trainable else "none (counted)"
+    objective = objective_name(cfg, net)
     train = {**to_dict(cfg), "device": resolve_device(cfg.device).type}
-    protocol = {which: protocol_dict(
-        split=which, mode=cfg.eval_mode, mask_history=cfg.mask_history, max_len=cfg.max_len, ties=cfg.ties,
-        n_negatives=cfg.n_negatives if cfg.eval_mode == "sampled" else None,
-        negative_sampling=cfg.negative_sampling if cfg.eval_mode == "sampled" else None,
-        dataset_protocol=data.protocol) for which in ("valid", "test")}
+    protocol = {which: evaluation_protocol(cfg, which, data.protocol) for which in ("valid", "test")}
     dist = from_env(train["device"])  # None unless torchrun started W > 1 processes
     identity = run_identity(model, seed, train, to_dict(model_cfg), objective, dataset_fingerprint(data), protocol,
                             dist.identity() if dist is not None else None)
@@ -299,6 +293,11 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
                "trained": trained_stamp(identity, started_sha)}
     if writer:
         atomic_write_json(run_dir / "metrics.json", payload)
+    return trained_now(payload)
+
+
+def trained_now(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` (a metrics.json just written, with `trained`) marked as trained by this call."""
     return {**payload, "provenance": {"status": "trained now", "git_sha": payload["trained"]["git_sha"],
                                       "finished_at": payload["trained"]["finished_at"]}}
 

@@ -90,6 +90,19 @@ class TrainConfig:
             raise ConfigError("TrainConfig.mask_prob / mask_last_prob must lie in [0, 1]")
 
 
+def evaluation_protocol(c: TrainConfig, which: str, dataset_protocol: dict | None) -> dict:
+    """The protocol written beside the `which` ("valid" / "test") numbers of a run trained with `c`."""
+    return protocol_dict(split=which, mode=c.eval_mode, mask_history=c.mask_history, max_len=c.max_len,
+                         ties=c.ties, n_negatives=c.n_negatives if c.eval_mode == "sampled" else None,
+                         negative_sampling=c.negative_sampling if c.eval_mode == "sampled" else None,
+                         dataset_protocol=dataset_protocol)
+
+
+def objective_name(c: TrainConfig, model) -> str:
+    """The objective `c` trains `model` with ("none (counted)" for models that only count, such as Pop)."""
+    return resolve_objective(c.objective, model) if model.trainable else "none (counted)"
+
+
 class NonFiniteLossError(UserError, FloatingPointError):
     """The loss became NaN/inf; the message names epoch and batch and the last good checkpoint."""
 
@@ -157,7 +170,7 @@ class Trainer:
         self.model.to(self.device)
         if self.dist is not None:
             broadcast_params(self.model)
-        self.objective_name = resolve_objective(cfg.objective, model) if model.trainable else "none (counted)"
+        self.objective_name = objective_name(cfg, model)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._negatives: dict[str, np.ndarray] = {}
 
@@ -177,11 +190,7 @@ class Trainer:
                         device=self.device, per_user=per_user, dist=self.dist)
 
     def protocol(self, which: str) -> dict:
-        c = self.cfg
-        return protocol_dict(split=which, mode=c.eval_mode, mask_history=c.mask_history, max_len=c.max_len,
-                             ties=c.ties, n_negatives=c.n_negatives if c.eval_mode == "sampled" else None,
-                             negative_sampling=c.negative_sampling if c.eval_mode == "sampled" else None,
-                             dataset_protocol=self.dataset_protocol)
+        return evaluation_protocol(self.cfg, which, self.dataset_protocol)
 
     # --- checkpoints ----------------------------------------------------------------------------------------------
     def _path(self, name: str) -> Path | None:

@@ -32,7 +32,7 @@ def run_llm_experiment(model: str, dataset: str, profile: str = "quick", seed: i
                        overrides: dict[str, Any] | None = None, data_dir: str | None = None,
                        out: str = "outputs/runs", force: bool = False, data=None) -> dict[str, Any]:
     """Train + evaluate one LLM recommender; returns the metrics.json payload (see runs.py for the files)."""
-    from ..experiment import load_data, make_run_id, reuse_finished
+    from ..experiment import load_data, make_run_id, reuse_finished, trained_now
 
     if model not in LLM_MODELS:
         raise UnknownNameError(f"unknown LLM model {model!r}; available: {', '.join(LLM_MODELS)}")
@@ -57,8 +57,7 @@ def run_llm_experiment(model: str, dataset: str, profile: str = "quick", seed: i
         cfg = gen_config(model, profile, overrides)
         metrics = _run_generative(model, data, dataset, profile, seed, overrides, cfg, run_id, run_dir, identity,
                                   started)
-    return {**metrics, "provenance": {"status": "trained now", **{k: metrics["trained"][k] for k in
-                                                                  ("git_sha", "finished_at")}}}
+    return trained_now(metrics)
 
 
 def llm_identity(model: str, profile: str, seed: int, overrides: dict[str, Any], data) -> dict[str, Any]:
