@@ -7,11 +7,14 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from .errors import UserError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -53,6 +56,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one path component; no '/', no leading '.' or '-'
+
+
+def safe_name(value: Any, what: str) -> str:
+    """`value` as one folder / file name component (a model, dataset label, profile, study or run id), or
+    UserError: letters, digits, '.', '_', '-', not starting with '.' or '-' (so never '..', never a path)."""
+    text = str(value)
+    if not SAFE_NAME.fullmatch(text):
+        raise UserError(f"{what} {text!r} cannot name a file or folder: use letters, digits, '.', '_' and '-' only "
+                        "(no '/', no leading '.' or '-')")
+    return text
+
+
+def child_path(root: str | os.PathLike, name: str, what: str) -> Path:
+    """root / name, with `name` checked by safe_name: the result is always directly inside `root`."""
+    return Path(root) / safe_name(name, what)
 
 
 def seed_everything(seed: int) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.spec import parse_dataset_spec
 from . import paper
 from .tables import check_identities, choose_variants, collect_runs, current_only, load_log, to_markdown
 
@@ -157,7 +158,7 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
                          f"(looked for */metrics.json; left out: {stale or 'none'})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"reproduction_{dataset}"
+    stem = f"reproduction_{parse_dataset_spec(dataset).label}"  # a folder-safe label, never a path
     csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
     atomic_write_text(csv_path, table.to_csv(index=False))
     proto = runs[runs["dataset"] == dataset]["protocol"].iloc[0]
