@@ -162,3 +162,38 @@ def test_upgrade_takes_a_quoted_glob_of_files(split, tmp_path):
     for r in ("a", "b"):
         assert load_checkpoint(tmp_path / r / "checkpoint_last.pt")["state"]["batch"] == 2
     assert cli_main(["checkpoint", "check", str(tmp_path / "nothing-*.pt")]) == 2  # matches nothing: a UserError
+
+
+def test_the_safe_loader_is_the_only_load_path():
+    """No module but checkpoint.py calls torch.load, and no call anywhere passes weights_only=False."""
+    import ast
+    from pathlib import Path
+
+    import ssmrec_lib
+
+    pkg = Path(ssmrec_lib.__file__).parent
+    calls = [(str(f.relative_to(pkg)), n) for f in pkg.rglob("*.py") for n in ast.walk(ast.parse(f.read_text()))
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "load"
+             and isinstance(n.func.value, ast.Name) and n.func.value.id == "torch"]
+    assert {f for f, _ in calls} == {"checkpoint.py"}
+    for _, n in calls:
+        kw = {k.arg: k.value for k in n.keywords}
+        assert isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True
+
+
+def test_upgrade_converts_every_data_parallel_rank_state(tmp_path):
+    """A data-parallel checkpoint carries one RNG state per rank (rng_ranks): each is converted, exactly."""
+    legacy = []
+    for seed in (1, 2):
+        np.random.seed(seed)
+        random.seed(seed)
+        legacy.append({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()})
+    path = tmp_path / "checkpoint_last.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "rng": legacy[0], "rng_ranks": legacy}, path)
+    assert upgrade_checkpoint(path, trust=True) is True
+    ck = load_checkpoint(path)
+    for old, new in zip(legacy, ck["rng_ranks"]):
+        assert python_state_tuple(new["python"]) == old["python"]
+        t = numpy_state_tuple(new["numpy"])
+        assert np.array_equal(t[1], old["numpy"][1]) and tuple(t[2:]) == tuple(old["numpy"][2:])
+    assert not np.array_equal(ck["rng_ranks"][0]["numpy"]["keys"], ck["rng_ranks"][1]["numpy"]["keys"])
