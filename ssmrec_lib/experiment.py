@@ -163,8 +163,11 @@ def make_run_id(model: str, dataset: str, profile: str, seed: int, identity: dic
     <dataset> is the spec's folder-safe label (data/spec.py): a registered name as it is, `csv-<file stem>` for
     a file (`csv:data/u.data` -> `csv-u`), never a path."""
     from .data.spec import parse_dataset_spec
+    from .utils import safe_name
 
-    return f"{model}_{parse_dataset_spec(dataset).label}_{profile}_s{seed}_{identity_hash(identity)[:12]}"
+    parts = [safe_name(model, "model"), safe_name(parse_dataset_spec(dataset).label, "dataset label"),
+             safe_name(profile, "profile"), f"s{int(seed)}", identity_hash(identity)[:12]]
+    return "_".join(parts)
 
 
 def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrides: dict[str, Any], data,
@@ -242,7 +245,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     """
     from .distributed import barrier, is_writer, setup
     from .train import Trainer
-    from .utils import atomic_write_json, environment_info, seed_everything
+    from .utils import atomic_write_json, child_path, environment_info, seed_everything
 
     overrides = dict(overrides or {})
     data = data if data is not None else load_data(dataset, data_dir)
@@ -250,7 +253,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     r = sequence_identity(model, dataset, profile, seed, overrides, data)
     identity, run_id, cfg, model_cfg, net, split = (r[k] for k in ("identity", "run_id", "cfg", "model_cfg",
                                                                      "net", "split"))
-    run_dir = Path(out) / run_id
+    run_dir = child_path(out, run_id, "run id")
     setup(identity["train_config"]["device"])  # joins torchrun's process group; nothing without torchrun
     writer = is_writer()  # rank 0 of a data-parallel run, or the only process: the one that writes files
     if force and run_dir.exists() and writer:

@@ -12,9 +12,10 @@ Per epoch:
 At the end the best checkpoint is loaded and the test split is scored ONCE.
 
 Resume: checkpoint_last.pt holds model, optimiser, scheduler, RNG states (torch, numpy, python), epoch, the next
-batch index within the epoch and the early-stopping state. Batch order and cloze masks are functions of
-(seed, epoch, batch), dropout draws come from the restored torch RNG, so a run killed mid-epoch and resumed ends
-with the same metrics as an uninterrupted one (CPU; tests/unit/test_train.py).
+batch index within the epoch and the early-stopping state, as tensors and plain values only: it is read with the
+safe loader (checkpoint.py; torch.load(weights_only=True)), so nothing in a checkpoint file can run code. Batch
+order and cloze masks are functions of (seed, epoch, batch), dropout draws come from the restored torch RNG, so a
+run killed mid-epoch and resumed ends with the same metrics as an uninterrupted one (CPU; tests/unit/test_train.py).
 
 Data-parallel (launched by torchrun, WORLD_SIZE > 1; distributed.py): every rank builds the same batches and trains
 on its rows of each; gradients are summed over ranks so a step is the global batch's step; evaluation is sharded
@@ -34,6 +35,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, to_dict
 from .distributed import all_reduce_grads, all_reduce_sum, broadcast_params, gather_objects, is_writer, rank_seed, rows
 from .distributed import setup as setup_distributed
@@ -200,8 +202,7 @@ class Trainer:
         path = self._path(name)
         if path is None or not is_writer(self.dist):
             return
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_checkpoint(path, payload)
 
     def _save_last(self, state: dict) -> None:
         rng = rng_states()
@@ -215,7 +216,7 @@ class Trainer:
         path = self._path("checkpoint_last.pt")
         if path is None or not path.exists():
             return None
-        ck = torch.load(path, map_location=self.device, weights_only=False)
+        ck = load_checkpoint(path, map_location=self.device)
         if self.identity is not None and ck.get("identity") != self.identity:
             diff = dict_diff(ck.get("identity") or {}, self.identity)
             raise UserError(f"{path} belongs to a run of another identity (differs in {diff}); it is not resumed. "
@@ -237,7 +238,7 @@ class Trainer:
         set_rng_states(ck["rng_ranks"][self.dist.rank] if self.dist is not None else ck["rng"])
         best = self._path("checkpoint_best.pt")
         if best is not None and best.exists():
-            self.best_state = torch.load(best, map_location="cpu", weights_only=False)["model"]
+            self.best_state = load_checkpoint(best, map_location="cpu")["model"]
         log.info("resumed from %s at epoch %d batch %d", path, ck["state"]["epoch"], ck["state"]["batch"])
         return ck["state"]
 

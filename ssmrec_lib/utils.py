@@ -7,11 +7,14 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from .errors import UserError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -55,6 +58,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one path component; no '/', no leading '.' or '-'
+
+
+def safe_name(value: Any, what: str) -> str:
+    """`value` as one folder / file name component (a model, dataset label, profile, study or run id), or
+    UserError: letters, digits, '.', '_', '-', not starting with '.' or '-' (so never '..', never a path)."""
+    text = str(value)
+    if not SAFE_NAME.fullmatch(text):
+        raise UserError(f"{what} {text!r} cannot name a file or folder: use letters, digits, '.', '_' and '-' only "
+                        "(no '/', no leading '.' or '-')")
+    return text
+
+
+def child_path(root: str | os.PathLike, name: str, what: str) -> Path:
+    """root / name, with `name` checked by safe_name: the result is always directly inside `root`."""
+    return Path(root) / safe_name(name, what)
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -65,23 +86,70 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_states() -> dict[str, Any]:
-    """The torch, numpy, python (and CUDA) RNG states, for a checkpoint (set_rng_states restores them)."""
+    """The torch, numpy, python (and CUDA) RNG states, as tensors and plain values only (so a checkpoint holding
+    them loads with torch.load(weights_only=True)); set_rng_states restores them exactly."""
     import numpy as np
     import torch
 
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    st = {"torch": torch.get_rng_state(), "numpy": plain_numpy_state(np.random.get_state()),
+          "python": plain_python_state(random.getstate())}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
 
 
-def set_rng_states(st: dict[str, Any]) -> None:
+def plain_numpy_state(st) -> dict[str, Any]:
+    """np.random.get_state()'s tuple (name, keys: uint32 (624,), pos, has_gauss, cached_gaussian) -> a dict of
+    plain values and one int64 tensor (uint32 -> int64 is exact). A dict already in this form is returned as is."""
     import numpy as np
     import torch
 
+    if isinstance(st, dict):
+        return st
+    name, keys, pos, has_gauss, cached = st
+    return {"bit_generator": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64).copy()),
+            "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def numpy_state_tuple(st: dict[str, Any]) -> tuple:
+    """The inverse of plain_numpy_state: the tuple np.random.set_state takes."""
+    import numpy as np
+
+    keys = st["keys"].numpy() if hasattr(st["keys"], "numpy") else np.asarray(st["keys"])
+    return (st["bit_generator"], keys.astype(np.uint32), st["pos"], st["has_gauss"], st["cached_gaussian"])
+
+
+def plain_python_state(st) -> dict[str, Any]:
+    """random.getstate()'s (version, 625 ints, gauss_next) -> {"version", "internal": int64 tensor, "gauss_next"}.
+    A dict already in this form is returned as is."""
+    import torch
+
+    if isinstance(st, dict):
+        return st
+    version, internal, gauss_next = st
+    return {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": None if gauss_next is None else float(gauss_next)}
+
+
+def python_state_tuple(st: dict[str, Any]) -> tuple:
+    """The inverse of plain_python_state: the tuple random.setstate takes."""
+    return (st["version"], tuple(int(x) for x in st["internal"].tolist()), st["gauss_next"])
+
+
+def plain_rng_states(st: dict[str, Any]) -> dict[str, Any]:
+    """RNG states in the old form (numpy / python tuples, as checkpoints held them before) or the new -> the new."""
+    return {**st, "numpy": plain_numpy_state(st["numpy"]), "python": plain_python_state(st["python"])}
+
+
+def set_rng_states(st: dict[str, Any]) -> None:
+    """Restore the states rng_states() returned (the old tuple form is accepted too)."""
+    import numpy as np
+    import torch
+
+    st = plain_rng_states(st)
     torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
+    np.random.set_state(numpy_state_tuple(st["numpy"]))
+    random.setstate(python_state_tuple(st["python"]))
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
 

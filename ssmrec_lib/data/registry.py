@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DataError, UnknownNameError
+from ..utils import safe_name
 from . import amazon2014, amazon2023, cache as cache_mod, generic, ml1m
 from .pipeline import PIPELINE_VERSION, RawInteractions, build_sequences
 from .sources import file_record
@@ -52,7 +53,8 @@ DATASETS: dict[str, DatasetSpec] = {}
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    DATASETS[spec.name] = spec
+    """Add `spec` under its name, which must be a safe folder name (utils.safe_name): it names cache folders."""
+    DATASETS[safe_name(spec.name, "dataset name")] = spec
     return spec
 
 

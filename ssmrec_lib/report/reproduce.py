@@ -203,7 +203,7 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
                          f"(looked for */metrics.json; left out: {stale or 'none'})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"reproduction_{safe_label(dataset)}"  # a spec's '?', '&' and '=' never reach a file name
+    stem = f"reproduction_{safe_label(dataset)}"  # a spec's '?', '&', '=' and '/' never reach a file name
     csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
     atomic_write_text(csv_path, table.to_csv(index=False))
     short = table[["model", "overrides", "seeds", *METRICS, *(f"sd_{m}" for m in METRICS),

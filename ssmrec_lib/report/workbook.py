@@ -31,7 +31,7 @@ from typing import Any
 from ..data.spec import format_dataset_spec, parse_dataset_spec
 from ..errors import UnknownNameError, UserError
 from ..profiles import LLM_MODELS, WORKBOOK_PROFILES
-from ..utils import atomic_write_text, environment_info
+from ..utils import atomic_write_text, child_path, environment_info, safe_name
 from .landing import headline_html
 from .render import CODE_SUFFIX, render_html
 
@@ -72,7 +72,8 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
         for model in models + llm_models:
             for seed in p.seeds:
                 steps.append(Step(
-                    "03_train.ipynb", f"03_train_{model}_{parse_dataset_spec(dataset).label}_s{seed}",
+                    "03_train.ipynb",
+                    safe_name(f"03_train_{model}_{parse_dataset_spec(dataset).label}_s{seed}", "notebook output"),
                     {**common, "model": model, "dataset": dataset, "seed": seed, "force": force},
                     f"Train {model} on {dataset} (seed {seed})",
                 ))
@@ -260,7 +261,7 @@ def console_to_log(log_path: Path):
 def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, models: list[str] | None = None,
                  out_root: str | Path = ROOT / "outputs", data_dir: str | None = None, force: bool = False,
                  only: list[str] | None = None) -> list[Step]:
-    out_dir = Path(out_root) / profile
+    out_dir = child_path(out_root, profile, "profile")
     out_dir.mkdir(parents=True, exist_ok=True)
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     planned = plan(profile, datasets, models, out_dir.resolve(), data_dir, force)
