@@ -75,6 +75,7 @@ class EpochTail:
         self.runs, self.interval = Path(runs), interval
         self.printer = printer or (lambda line: print(line, file=stream or sys.stdout, flush=True))
         self.seen: dict[Path, dict[int, str]] = {}  # log file -> epoch -> the record as printed (or found)
+        self.stamps: dict[Path, tuple[int, int]] = {}  # log file -> (mtime_ns, size) when last read
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -85,6 +86,13 @@ class EpochTail:
         """Print (and return) the lines of records not seen before."""
         lines = []
         for path in self._logs():
+            try:
+                stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+            except OSError:
+                continue
+            if self.stamps.get(path) == stamp:  # unchanged since the last poll: not read again
+                continue
+            self.stamps[path] = stamp
             seen = self.seen.setdefault(path, {})
             new = [r for r in read_records(path) if seen.get(int(r["epoch"])) != json.dumps(r, sort_keys=True)]
             if not new:
