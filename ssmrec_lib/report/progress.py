@@ -9,8 +9,9 @@ each new record as
     "  sasrec epoch 3/30: loss 5.1234, valid ndcg@10 0.1234"
 
 Records already in a log when the step started (a resumed run's earlier epochs, a reused run) are not printed
-again; a resumed run that rewrites an epoch prints it once more (what the log now holds). LLM runs write their
-log when they finish, so their epochs appear together at the end of the step.
+again; a record is new when the log's record at its position changed (a resumed run that rewrites an epoch prints
+it once more: what the log now holds). LLM runs write their log when they finish, so their epochs appear together
+at the end of the step (LlamaRec's with its stage).
 """
 
 from __future__ import annotations
@@ -24,16 +25,19 @@ from typing import Callable, TextIO
 VALID_METRIC = "ndcg@10"  # the early-stopping metric (train.VALID_METRIC), shown on each line
 
 
-def epoch_line(record: dict, model: str, epochs: int | None) -> str:
-    """One console line for one log.jsonl record (epochs counted from 1, as a reader counts them)."""
+def epoch_line(record: dict, model: str, epochs: int | None, first_epoch: int = 0) -> str:
+    """One console line for one log.jsonl record, epochs counted from 1 as a reader counts them (`first_epoch`:
+    how the log counts: 0 for the Trainer (train.py), 1 for the LLM fine-tuning (llm/lm_train.py))."""
     of = f"/{epochs}" if epochs else ""
+    stage = f" ({record['stage']})" if record.get("stage") else ""  # LlamaRec logs two stages
     parts = []
     if isinstance(record.get("loss"), (int, float)):
         parts.append(f"loss {record['loss']:.4f}")
     valid = record.get("valid") or {}
     if isinstance(valid.get(VALID_METRIC), (int, float)):
         parts.append(f"valid {VALID_METRIC} {valid[VALID_METRIC]:.4f}")
-    return f"  {model} epoch {int(record['epoch']) + 1}{of}" + (f": {', '.join(parts)}" if parts else "")
+    return (f"  {model} epoch {int(record['epoch']) + 1 - first_epoch}{of}{stage}"
+            + (f": {', '.join(parts)}" if parts else ""))
 
 
 def read_records(log_jsonl: Path) -> list[dict]:
@@ -53,13 +57,15 @@ def read_records(log_jsonl: Path) -> list[dict]:
     return out
 
 
-def run_label(run_dir: Path) -> tuple[str, int | None]:
-    """(model name, configured epochs) from the run's config.json; the folder name and None when unreadable."""
+def run_label(run_dir: Path) -> tuple[str, int | None, int]:
+    """(model name, configured epochs, the log's first epoch number) from the run's config.json: an LLM run (its
+    config names a `backbone`) counts from 1, the Trainer from 0; (folder name, None, 0) when unreadable."""
     try:
         conf = json.loads((run_dir / "config.json").read_text())
-        return str(conf.get("model") or run_dir.name), (conf.get("train_config") or {}).get("epochs")
+        return (str(conf.get("model") or run_dir.name), (conf.get("train_config") or {}).get("epochs"),
+                1 if "backbone" in conf else 0)
     except (OSError, ValueError, AttributeError):
-        return run_dir.name, None
+        return run_dir.name, None, 0
 
 
 class EpochTail:
@@ -74,7 +80,7 @@ class EpochTail:
                  printer: Callable[[str], None] | None = None):
         self.runs, self.interval = Path(runs), interval
         self.printer = printer or (lambda line: print(line, file=stream or sys.stdout, flush=True))
-        self.seen: dict[Path, dict[int, str]] = {}  # log file -> epoch -> the record as printed (or found)
+        self.seen: dict[Path, list[str]] = {}  # log file -> its records (JSON) as last read, in file order
         self.stamps: dict[Path, tuple[int, int]] = {}  # log file -> (mtime_ns, size) when last read
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -93,14 +99,14 @@ class EpochTail:
             if self.stamps.get(path) == stamp:  # unchanged since the last poll: not read again
                 continue
             self.stamps[path] = stamp
-            seen = self.seen.setdefault(path, {})
-            new = [r for r in read_records(path) if seen.get(int(r["epoch"])) != json.dumps(r, sort_keys=True)]
-            if not new:
-                continue
-            model, epochs = run_label(path.parent)
-            for r in new:
-                seen[int(r["epoch"])] = json.dumps(r, sort_keys=True)
-                lines.append(epoch_line(r, model, epochs))
+            seen = self.seen.get(path, [])
+            records = read_records(path)
+            now = [json.dumps(r, sort_keys=True) for r in records]
+            new = [r for i, r in enumerate(records) if i >= len(seen) or seen[i] != now[i]]
+            self.seen[path] = now
+            if new:
+                model, epochs, first = run_label(path.parent)
+                lines += [epoch_line(r, model, epochs, first) for r in new]
         for line in lines:
             self.printer(line)
         return lines
@@ -115,7 +121,7 @@ class EpochTail:
 
     def __enter__(self) -> "EpochTail":
         for path in self._logs():  # what is there already is not news
-            self.seen[path] = {int(r["epoch"]): json.dumps(r, sort_keys=True) for r in read_records(path)}
+            self.seen[path] = [json.dumps(r, sort_keys=True) for r in read_records(path)]
         self._thread = threading.Thread(target=self._run, name="ssmrec-epoch-tail", daemon=True)
         self._thread.start()
         return self

@@ -50,9 +50,25 @@ def test_the_last_epoch_is_printed_on_exit_and_a_rewritten_epoch_again(tmp_path)
     with EpochTail(runs, interval=60, printer=printed.append):  # no poll before exit
         (run / "log.jsonl").write_text(_record(0, 4.5, 0.2) + _record(1, 4.0, 0.3) + '{"epoch": 2, "lo')
     # epoch 0 rewritten by a resume, epoch 1 new, the half-written line ignored; no config.json: the folder name
-    assert printed == ["  pop_x epoch 1: loss 4.5000, valid ndcg@10 0.2000", "  pop_x epoch 2: loss 4.0000, valid ndcg@10 0.3000"]
+    assert printed == ["  pop_x epoch 1: loss 4.5000, valid ndcg@10 0.2000",
+                       "  pop_x epoch 2: loss 4.0000, valid ndcg@10 0.3000"]
 
 
 def test_epoch_line_without_validation():
     assert epoch_line({"epoch": 4, "loss": 1.23456}, "gpt4rec", 10) == "  gpt4rec epoch 5/10: loss 1.2346"
     assert epoch_line({"epoch": 0}, "m", None) == "  m epoch 1"
+
+
+def test_llm_logs_count_from_one_and_a_repeated_epoch_prints_once(tmp_path):
+    """LLM fine-tuning logs count epochs from 1 and LlamaRec logs epoch 1 of each of its two stages."""
+    run = tmp_path / "runs" / "llamarec_x"
+    run.mkdir(parents=True)
+    printed = []
+    with EpochTail(tmp_path / "runs", interval=0.05, printer=printed.append):
+        (run / "config.json").write_text(json.dumps({"model": "llamarec", "backbone": {},
+                                                     "train_config": {"epochs": 1}}))
+        (run / "log.jsonl").write_text(json.dumps({"stage": "full LM", "epoch": 1, "loss": 6.0}) + "\n"
+                                       + json.dumps({"stage": "LoRA ranking", "epoch": 1, "loss": 5.0}) + "\n")
+        time.sleep(0.4)  # several polls of the unchanged file
+    assert printed == ["  llamarec epoch 1/1 (full LM): loss 6.0000",
+                       "  llamarec epoch 1/1 (LoRA ranking): loss 5.0000"]
