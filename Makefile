@@ -34,7 +34,7 @@ browser:
 test: install browser
 	$(PY) -m pytest -m "not slow and not gpu" -q
 
-test-slow: install
+test-slow: install browser
 	$(PY) -m pytest -m "slow" -q
 
 test-gpu: install

@@ -6,6 +6,7 @@ median), one memory sampler (memory.py), one way to save a result table (`save`)
     llm.py        the LLM recommenders' whole pipeline per user at batch 1 (rows of `bench latency`)
     streaming.py  one new event with a per-user state vs re-encoding the history    (`bench streaming`)
     training.py   training cost per model: seconds per epoch, validation, memory     (`bench training`)
+    ddp.py        data-parallel throughput with 1, 2, ... gloo processes (torchrun)  (`bench ddp`)
     data.py       dataset preparation: seconds cold and from the cache, peak memory  (`bench data`)
 The command-line side of each lives in ssmrec_lib/cli/bench.py.
 """

@@ -1,4 +1,4 @@
-"""`python -m ssmrec_lib bench kernels|latency|streaming|training|data`: benchmarks that print figures (never timed
+"""`python -m ssmrec_lib bench kernels|latency|streaming|training|ddp|data`: benchmarks that print figures (never timed
 tests). The measuring lives in ssmrec_lib/bench/ (one timer: bench/timer.py); this file parses and prints."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ HELP = {
     "latency": "models: latency, throughput, memory vs sequence length",
     "streaming": "one new event with a per-user state vs re-encoding the history",
     "training": "training cost per model: seconds per epoch, validation, peak memory",
+    "ddp": "data-parallel training throughput with 1, 2, ... gloo processes (torchrun) and the speed-up",
     "data": "dataset preparation: seconds cold and from the cache, peak memory",
 }
 
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:  # replaced by the sub-command's run via set_defaults
-    raise SystemExit("choose a benchmark: kernels, latency, streaming, training or data")
+    raise SystemExit("choose a benchmark: kernels, latency, streaming, training, ddp or data")
 
 
 def _floats(fmt: str):
@@ -159,6 +160,38 @@ def training_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ ddp
+def ddp_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nprocs", type=int, nargs="+", default=[1, 2], help="process counts to time, in order")
+    parser.add_argument("--model", default="sasrec")
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--profile", default="quick", help="training profile whose settings are timed")
+    parser.add_argument("--steps", type=int, default=10, help="timed optimiser steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config overrides as for `train` (e.g. batch_size=256)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--timeout-s", type=float, default=600.0, help="per configuration")
+    parser.add_argument("--out", default="outputs/bench/ddp.csv")
+
+
+def ddp_run(args: argparse.Namespace) -> int:
+    from ..bench import save
+    from ..bench.ddp import COLUMNS, bench_ddp
+    from ..config import parse_overrides
+
+    df = bench_ddp(args.model, args.dataset, args.profile, tuple(args.nprocs), args.steps, args.warmup,
+                   args.threads, parse_overrides(args.overrides), args.data_dir, timeout_s=args.timeout_s,
+                   log=lambda m: print(m, flush=True))
+    r = df.iloc[0]
+    print(f"\n{args.model} on {args.dataset} ({args.profile} profile, {r['objective']}), global batch "
+          f"{r['batch_size']} samples, {args.threads} thread(s) per process, gloo on CPU; {args.steps} timed steps")
+    print(df[COLUMNS].to_string(index=False, float_format=_floats("{:.3f}")))
+    print(f"\nwrote {save(df, args.out)}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ data
 def data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", nargs="*", default=["ml-1m"], help="dataset names (see `data list`)")
@@ -180,4 +213,4 @@ def data_run(args: argparse.Namespace) -> int:
 
 COMMANDS = {"kernels": (kernels_arguments, kernels_run), "latency": (latency_arguments, latency_run),
             "streaming": (streaming_arguments, streaming_run), "training": (training_arguments, training_run),
-            "data": (data_arguments, data_run)}
+            "ddp": (ddp_arguments, ddp_run), "data": (data_arguments, data_run)}

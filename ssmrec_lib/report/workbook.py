@@ -11,8 +11,9 @@ For a profile (smoke | quick | full) the runner executes, in order:
 into outputs/<profile>/<name>.ipynb, renders each twice (render.py: <name>.html, the reader's report without code,
 and <name>.code.html, the whole notebook; maths as MathML, no script from the network), and writes
 outputs/<profile>/index.html: the headline (results beside the paper, the figures: landing.py), then every report,
-run and result file. A failing notebook stops the run with the failing cell's error; its partial output notebook
-and HTML are kept.
+run and result file. The console shows one line per step and, while a training step runs, one per epoch
+(progress.py); papermill's and the kernels' messages go to outputs/<profile>/workbook.log. A failing notebook
+stops the run with the failing cell's error; its partial output notebook and HTML are kept.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..errors import UnknownNameError, UserError
 from ..profiles import LLM_MODELS, WORKBOOK_PROFILES
 from ..utils import atomic_write_text, child_path, environment_info, safe_name
 from .landing import headline_html
+from .progress import EpochTail
 from .render import CODE_SUFFIX, render_html
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (ssmrec_lib/report/workbook.py)
@@ -275,7 +277,7 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
     print(f"papermill, nbconvert and kernel messages: {out_dir / LOG_NAME}", flush=True)
     for i, step in enumerate(steps, 1):
         print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
-        with console_to_log(out_dir / LOG_NAME):
+        with console_to_log(out_dir / LOG_NAME), EpochTail(out_dir / "runs"):  # one line per epoch (progress.py)
             execute(step, out_dir)
         print(f"[{i}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s", flush=True)
         write_index(out_dir, profile, planned, since)
