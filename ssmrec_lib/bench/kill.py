@@ -5,7 +5,7 @@ Each trial runs the real command line, `python -m ssmrec_lib train --model M --d
 --set checkpoint_every=2 ...`, in a child process:
     1. the reference: the command once, uninterrupted (one per model, shared by its trials); its training time T is
        measured from the moment the run writes config.json (training starts) to the process's exit
-    2. a trial: the command, SIGKILLed after a delay drawn uniformly from [0, T) once training has started (a
+    2. a trial: the command, SIGKILLed after a delay drawn uniformly from [0, 0.8 T) once training has started (a
        kill may also land in a checkpoint write, the validation pass, or the final test scoring); `kills` times
     3. the command again, uninterrupted (or killed again, `max_kills`): it resumes from checkpoint_last.pt (train.py) and finishes
     4. compared with the reference: metrics.json (valid and test metrics, best epoch, epochs run, run id),
@@ -37,6 +37,7 @@ DATASET = "synthetic?n_users=200&n_items=80&min_len=5&max_len=25"
 TRAIN_SET = ("epochs=4", "batch_size=16", "checkpoint_every=2", "num_threads=1", "progress=false", "device=cpu")
 COMPARED = ("run_id", "valid", "test", "best_epoch", "epochs_run", "stopped_early", "objective", "protocol")
 TIMEOUT_S = 600
+LANDING = 0.8  # kill moments lie in [0, 0.8 T): a trial run faster than the reference's T still gets killed
 
 
 def train_command(model: str, out: Path) -> list[str]:
@@ -132,13 +133,13 @@ def reference(model: str, root: Path, cache_dir=None) -> tuple[dict, float]:
 
 def kill_trial(model: str, index: int, root: Path, ref: dict, train_s: float, moments: list[float],
                cache_dir=None) -> Trial:
-    """One trial (module docstring, steps 2-4): a SIGKILL at each of `moments` (fractions of the reference's
-    training time, measured from training start), then a run to the end."""
+    """One trial (module docstring, steps 2-4): a SIGKILL at each of `moments` (fractions of LANDING times the
+    reference's training time, measured from training start), then a run to the end."""
     out = root / f"{model}_{index}"
     log_path = root / f"{model}_{index}.log"
     landed, resumable, said = 0, 0, []
     for u in moments:
-        delay = u * train_s
+        delay = u * LANDING * train_s
         r = run_once(model, out, delay, log_path, cache_dir)
         landed += r["killed"]
         resumable += r["killed"] and r["checkpointed"]
