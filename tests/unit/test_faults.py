@@ -85,3 +85,14 @@ def test_interrupted_workbook_restarts_to_the_same_outputs(tmp_path):
     t = workbook_faults.workbook_trial(tmp_path)
     assert t.ok, t.detail
     assert "'interrupted'" in t.detail and "'pending'" in t.detail
+
+
+def test_a_killed_writers_temporary_files_are_removed_before_training(tmp_path):
+    """A SIGKILL inside an atomic write leaves `.<name>.<random>.tmp`; the next run of the command removes it."""
+    train, out = faults.run_folder(tmp_path, "runs")
+    faults.interrupted(train, 0)
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    (run_dir / ".checkpoint_last.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    assert stale_temporaries(run_dir)
+    train()
+    assert not stale_temporaries(run_dir) and (run_dir / "metrics.json").exists()
