@@ -7,7 +7,10 @@ median), one memory sampler (memory.py), one way to save a result table (`save`)
     streaming.py  one new event with a per-user state vs re-encoding the history    (`bench streaming`)
     training.py   training cost per model: seconds per epoch, validation, memory     (`bench training`)
     data.py       dataset preparation: seconds cold and from the cache, peak memory  (`bench data`)
-The command-line side of each lives in ssmrec_lib/cli/bench.py.
+    reliability.py  issue 16's trials, counted in one report (`reliability`): kill.py (kill -9 during training),
+                  faults.py (disk full, damaged files), workbook_faults.py (an interrupted workbook),
+                  bad_inputs.py (the table of malformed inputs); trial.py holds one trial's outcome
+The command-line side of each lives in ssmrec_lib/cli/bench.py (reliability: cli/reliability.py).
 """
 
 from __future__ import annotations
