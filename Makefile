@@ -9,7 +9,7 @@ PROFILE ?= quick
 # Where the offline datasets live (tests and CI read ../shared/data); the library also honours SSMREC_DATA_DIR.
 export SSMREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install browser workbook test test-slow test-gpu bench clean train-ddp reproduce-ml1m reproduce-ml1m-variants report-ml1m reproduce-amazon report-amazon prove-amazon2023
+.PHONY: install browser workbook test test-slow test-gpu bench reliability reliability-slow clean train-ddp reproduce-ml1m reproduce-ml1m-variants report-ml1m reproduce-amazon report-amazon prove-amazon2023
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ NPROC ?= 2
 TRAIN_ARGS ?= --model mamba4rec --dataset ml-1m --profile quick
 train-ddp: install
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m ssmrec_lib train $(TRAIN_ARGS)
+
+# Issue 16: faults injected (kill -9 during training, disk full, damaged files, an interrupted workbook) and bad inputs
+# tried, each counted: outputs/reliability/report.md (the fast subset; reliability-slow adds the 20-trial kill series).
+reliability: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ssmrec_lib reliability --out outputs/reliability
+
+reliability-slow: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ssmrec_lib reliability --slow --out outputs/reliability
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 from dataclasses import fields
@@ -41,6 +42,7 @@ from .errors import UserError
 from .utils import dict_diff as identity_diff
 from .profiles import profile_overrides
 
+log = logging.getLogger(__name__)
 DEFAULT_OUT = "outputs/runs"
 # Bump when a commit changes what a run produces while every config stays the same (a maths fix, a new data
 # order). Runs trained before the bump then no longer match, and are trained anew.
@@ -194,20 +196,43 @@ def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrid
             "model_cfg": model_cfg, "net": net, "split": split}
 
 
+FINISHED_KEYS = ("test", "trained")  # every finished metrics.json holds these (written last, atomically)
+
+
+def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """metrics.json of `run_dir` when it marks a finished run: present, parses as a JSON object and holds
+    FINISHED_KEYS. A missing, half-written, truncated or hand-damaged file is never taken for a finished run
+    (None; a damaged one is logged, and retraining overwrites it)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        log.warning("%s does not parse (%s): the run is not taken as finished and will be (re)trained", path, e)
+        return None
+    missing = [k for k in FINISHED_KEYS if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        log.warning("%s lacks %s: the run is not taken as finished and will be (re)trained", path, missing)
+        return None
+    return payload
+
+
 def reuse_finished(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics payload of a finished run whose identity equals `identity` (marked reused), else None.
 
+    Finished means a metrics.json that parses and is complete (`finished_metrics`); a half-written folder
+    (config.json alone, a truncated metrics.json) is resumed or retrained, never reused.
     Raises UserError when the folder is finished but holds another identity (never reused silently).
     """
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.exists():
+    payload = finished_metrics(run_dir)
+    if payload is None:
         return None
     stored = read_identity(run_dir)
     if stored != identity:
         diff = identity_diff(stored or {}, identity)
         raise UserError(f"{run_dir} is a finished run of another identity (differs in {diff}); it is not reused. "
                         "Retrain it with force=True (--force) or move the folder away.")
-    payload = json.loads(metrics_path.read_text())
     trained = payload.get("trained") or {}
     payload["provenance"] = {"status": "reused", "git_sha": trained.get("git_sha"),
                              "finished_at": trained.get("finished_at")}
@@ -215,10 +240,20 @@ def reuse_finished(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | 
 
 
 def read_identity(run_dir: Path) -> dict[str, Any] | None:
+    """The identity recorded in `run_dir`/config.json (None without one). A config.json that does not parse
+    raises UserError naming it: what the folder holds cannot be told, so it is neither reused nor resumed."""
     path = Path(run_dir) / "config.json"
     if not path.exists():
         return None
-    return json.loads(path.read_text()).get("identity")
+    try:
+        conf = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{path} does not parse ({e}): the run folder is damaged and is neither reused nor "
+                        "resumed. Retrain it with force=True (--force), or delete the folder.") from None
+    if not isinstance(conf, dict):
+        raise UserError(f"{path} is not a JSON object: the run folder is damaged. Retrain it with force=True "
+                        "(--force), or delete the folder.")
+    return conf.get("identity")
 
 
 def trained_stamp(identity: dict[str, Any], started_sha: str | None = None) -> dict[str, Any]:
@@ -245,7 +280,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     """
     from .distributed import barrier, is_writer, setup
     from .train import Trainer
-    from .utils import atomic_write_json, child_path, environment_info, seed_everything
+    from .utils import atomic_write_json, child_path, environment_info, remove_stale_temporaries, seed_everything
 
     overrides = dict(overrides or {})
     data = data if data is not None else load_data(dataset, data_dir)
@@ -270,6 +305,8 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
         raise UserError(f"{run_dir} holds an unfinished run of another identity (differs in "
                         f"{identity_diff(stored, identity)}); delete it or pass force=True (--force)")
 
+    if writer and remove_stale_temporaries(run_dir):  # a killed process's half-written files (utils.atomic_path)
+        log.info("%s: removed temporary files left by an interrupted process", run_dir)
     trainer = Trainer(net, split, cfg, run_dir=run_dir, hooks=hooks, dataset_protocol=data.protocol,
                       identity=identity, score_test=score_test)
     n_params = {"with_embeddings": net.n_params(True), "without_embeddings": net.n_params(False)}

@@ -105,6 +105,16 @@ def objective_name(c: TrainConfig, model) -> str:
     return resolve_objective(c.objective, model) if model.trainable else "none (counted)"
 
 
+def log_record_epoch(path: Path, n: int, line: str) -> int:
+    """The epoch of line `n` of a run's log.jsonl; a line that does not parse (a damaged file) raises UserError
+    naming the file and line: the record is never guessed, and the run is not resumed on top of it."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}, line {n}: not a log record ({type(e).__name__}: {e}): {line[:120]!r}. The run's "
+                        "log is damaged; retrain the run with force=True (--force), or delete its folder") from None
+
+
 class NonFiniteLossError(UserError, FloatingPointError):
     """The loss became NaN/inf; the message names epoch and batch and the last good checkpoint."""
 
@@ -248,7 +258,13 @@ class Trainer:
             return
         lines = path.read_text().splitlines() if path.exists() else []
         if truncate_from_epoch is not None:  # after a resume, drop records the resumed epochs will rewrite
-            lines = [ln for ln in lines if json.loads(ln)["epoch"] < truncate_from_epoch]
+            epochs = [(log_record_epoch(path, n, ln), ln) for n, ln in enumerate(lines, 1) if ln.strip()]
+            lines = [ln for e, ln in epochs if e < truncate_from_epoch]
+            missing = sorted(set(range(truncate_from_epoch)) - {e for e, _ in epochs})
+            if missing:
+                raise UserError(f"{path} lacks the records of epoch(s) {missing} that the checkpoint has trained: "
+                                "the run's log is damaged; retrain the run with force=True (--force), or delete "
+                                "its folder")
         if record:
             lines.append(json.dumps(record, sort_keys=True))
         with atomic_path(path) as tmp:

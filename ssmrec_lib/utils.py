@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,20 +19,81 @@ from typing import Any, Iterable, Iterator
 from .errors import UserError
 
 
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})  # disk full, file-size limit, quota
+WRITE_CHUNK = 1 << 20  # atomic_write_bytes writes in pieces of this many bytes
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # unreachable
+
+
+def file_size(path: str | os.PathLike) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def is_no_space(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS
+
+
+def probe_no_space(tmp: Path, need: int) -> bool:
+    """True when appending up to `need` bytes to the (doomed) temporary file `tmp` fails for want of space: tells
+    a disk-full failure inside a writer that hides the errno (torch.save raises a RuntimeError) from a bug."""
+    try:
+        with open(tmp, "ab") as f:
+            left = max(1, need)
+            while left > 0:
+                f.write(bytes(min(left, WRITE_CHUNK)))
+                left -= WRITE_CHUNK
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        return is_no_space(e)
+    return False
+
+
+def disk_full_error(path: Path, need: int, e: BaseException, exact: bool):
+    """DiskFullError naming `path`, the space it needs (`need` bytes, `exact` or a lower bound) and the free space."""
+    from .errors import DiskFullError
+
+    try:
+        free = f"; {human_bytes(shutil.disk_usage(path.parent).free)} free there"
+    except OSError:
+        free = ""
+    size = f"{'' if exact else 'at least '}{human_bytes(need)} ({need:,} bytes)"
+    return DiskFullError(
+        f"no space to write {path}: it needs {size}{free} ({e.strerror if isinstance(e, OSError) else e}). "
+        f"{'The previous ' + path.name + ' is intact' if path.exists() else 'Nothing was written'}. Free disk space "
+        "(or raise the quota / file-size limit), or write to another folder, then rerun the same command.")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+    """Write `data` to `path` via a temporary file in the same folder and an atomic rename.
+
+    For want of space (ENOSPC, EFBIG, EDQUOT) it raises errors.DiskFullError naming the path and len(data); the
+    temporary file is removed and a previous `path` stays as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            view = memoryview(data)
+            for start in range(0, len(view), WRITE_CHUNK):
+                f.write(view[start:start + WRITE_CHUNK])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_no_space(e):
+            raise disk_full_error(path, len(data), e, exact=True) from e
         raise
 
 
@@ -44,7 +107,12 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path; on success it is renamed onto `path` (for writers that want a filename)."""
+    """Yield a temporary path; on success it is renamed onto `path` (for writers that want a filename).
+
+    When the writer fails for want of space (its OSError says so, or, for writers that hide the errno such as
+    torch.save, appending to the temporary file fails so), errors.DiskFullError names the path and the space
+    needed: at least the larger of what was written and the previous file's size. The previous `path` is never
+    touched before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -52,9 +120,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        need = max(file_size(tmp), file_size(path))
+        full = is_no_space(e) or (isinstance(e, (OSError, RuntimeError)) and os.path.exists(tmp)
+                                  and probe_no_space(Path(tmp), max(need, WRITE_CHUNK)))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if full:
+            raise disk_full_error(path, need, e, exact=False) from e
         raise
 
 
@@ -74,6 +147,20 @@ def safe_name(value: Any, what: str) -> str:
 def child_path(root: str | os.PathLike, name: str, what: str) -> Path:
     """root / name, with `name` checked by safe_name: the result is always directly inside `root`."""
     return Path(root) / safe_name(name, what)
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """The atomic writers' temporary files (`.<name>.<random>.tmp`) left in `folder` by a killed process."""
+    folder = Path(folder)
+    return sorted(p for p in folder.glob(".*.tmp") if p.is_file()) if folder.is_dir() else []
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete `stale_temporaries(folder)` (call it only where no other process writes); returns how many."""
+    n = 0
+    for p in stale_temporaries(folder):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            n += 1
+    return n
 
 
 def seed_everything(seed: int) -> None:

@@ -8,7 +8,10 @@ median), one memory sampler (memory.py), one way to save a result table (`save`)
     training.py   training cost per model: seconds per epoch, validation, memory     (`bench training`)
     ddp.py        data-parallel throughput with 1, 2, ... gloo processes (torchrun)  (`bench ddp`)
     data.py       dataset preparation: seconds cold and from the cache, peak memory  (`bench data`)
-The command-line side of each lives in ssmrec_lib/cli/bench.py.
+    reliability.py  issue 16's trials, counted in one report (`reliability`): kill.py (kill -9 during training),
+                  faults.py (disk full, damaged files), workbook_faults.py (an interrupted workbook),
+                  bad_inputs.py (the table of malformed inputs); trial.py holds one trial's outcome
+The command-line side of each lives in ssmrec_lib/cli/bench.py (reliability: cli/reliability.py).
 """
 
 from __future__ import annotations

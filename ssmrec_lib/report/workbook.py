@@ -13,7 +13,10 @@ and <name>.code.html, the whole notebook; maths as MathML, no script from the ne
 outputs/<profile>/index.html: the headline (results beside the paper, the figures: landing.py), then every report,
 run and result file. The console shows one line per step and, while a training step runs, one per epoch
 (progress.py); papermill's and the kernels' messages go to outputs/<profile>/workbook.log. A failing notebook
-stops the run with the failing cell's error; its partial output notebook and HTML are kept.
+stops the run with the failing cell's error; its partial output notebook and HTML are kept. The index is rewritten
+after every step: a step is "ok" only once its notebook ran to the end (an interrupted one shows "interrupted", a
+killed process leaves it "pending"); running the same command again redoes it, and the trained runs it reaches are
+resumed or reused by identity.
 """
 
 from __future__ import annotations
@@ -208,7 +211,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;
 table.results{{font-variant-numeric:tabular-nums}}.protocol{{color:#555;font-size:.9em}}
 .figures{{display:flex;flex-wrap:wrap;gap:1em}}figure{{flex:1 1 28em;margin:1em 0}}figure img{{width:100%}}
 figcaption{{color:#555;font-size:.9em}}.code{{font-size:.85em}}
-.ok{{color:#1a7f37}}.reused{{color:#9a6700}}.failed{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
+.ok{{color:#1a7f37}}.reused{{color:#9a6700}}.failed,.interrupted{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
 .err{{color:#cf222e;font-family:monospace;font-size:.85em}}code{{background:#f4f4f4;padding:0 .2em}}</style></head>
 <body><h1>ssmrec workbook: <code>{profile}</code> profile</h1>
 <p>{html.escape(WORKBOOK_PROFILES[profile].description)}</p>
@@ -277,8 +280,14 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
     print(f"papermill, nbconvert and kernel messages: {out_dir / LOG_NAME}", flush=True)
     for i, step in enumerate(steps, 1):
         print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
-        with console_to_log(out_dir / LOG_NAME), EpochTail(out_dir / "runs"):  # one line per epoch (progress.py)
-            execute(step, out_dir)
+        try:
+            with console_to_log(out_dir / LOG_NAME), EpochTail(out_dir / "runs"):  # one line per epoch (progress.py)
+                execute(step, out_dir)
+        except BaseException as e:  # Ctrl-C, a dead kernel: the index says so, never "ok"
+            step.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            step.error = step.error or f"{type(e).__name__}: {e}"
+            write_index(out_dir, profile, planned, since)
+            raise
         print(f"[{i}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s", flush=True)
         write_index(out_dir, profile, planned, since)
         if step.status == "failed":
