@@ -35,7 +35,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import LegacyCheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, to_dict
 from .distributed import all_reduce_grads, all_reduce_sum, broadcast_params, gather_objects, is_writer, rank_seed, rows
 from .distributed import setup as setup_distributed
@@ -226,7 +226,13 @@ class Trainer:
         path = self._path("checkpoint_last.pt")
         if path is None or not path.exists():
             return None
-        ck = load_checkpoint(path, map_location=self.device)
+        try:
+            ck = load_checkpoint(path, map_location=self.device)
+        except LegacyCheckpointError:
+            raise  # its fix is the upgrade command the message names, not a retrain
+        except UserError as e:  # truncated, corrupt or unsafe: never used; the run can always start again
+            raise type(e)(f"{e}; or rerun the same command with --force to train this run again from scratch") \
+                from None
         if self.identity is not None and ck.get("identity") != self.identity:
             diff = dict_diff(ck.get("identity") or {}, self.identity)
             raise UserError(f"{path} belongs to a run of another identity (differs in {diff}); it is not resumed. "

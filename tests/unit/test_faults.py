@@ -58,22 +58,16 @@ def damage(tmp_path_factory):
     return faults.damage_trials(tmp_path_factory.mktemp("damage"))
 
 
-OWNED_BY_SEC = "checkpoint_last.pt (truncated)"  # checkpoint loading is issue 16 section 1's (branch sec)
-
-
 def test_damaged_files_are_detected_never_used(damage):
     names = [t.name for t in damage]
     assert any(n.startswith("cache") for n in names) and any("download" in n for n in names)
     assert any(n.startswith("log.jsonl") for n in names) and any(n.startswith("metrics.json") for n in names)
-    rest = [t for t in damage if t.name != OWNED_BY_SEC]
-    assert not failures(rest), failures(rest)
+    assert not failures(damage), failures(damage)
 
 
-@pytest.mark.xfail(reason="torch.load of a truncated checkpoint raises a bare error: issue 16 section 1 (branch sec) "
-                          "owns checkpoint loading", strict=False)
-def test_truncated_checkpoint_gives_a_clear_error(damage):
-    (t,) = [t for t in damage if t.name == OWNED_BY_SEC]
-    assert t.ok, t.detail
+def test_truncated_checkpoint_gives_a_clear_error_and_force_recovers(damage):
+    (t,) = [t for t in damage if t.name == "checkpoint_last.pt (truncated)"]
+    assert t.ok and "UserError" in t.detail and "--force" in t.detail, t.detail
 
 
 def test_half_written_run_folder_is_never_taken_for_finished(damage):
