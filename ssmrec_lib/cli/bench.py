@@ -91,15 +91,27 @@ def latency_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="outputs/bench/latency.csv", help="CSV to write (with a .json of provenance)")
     parser.add_argument("--llm-profile", default="quick", choices=("smoke", "quick", "full"),
                         help="sizes of the LLM models (gpt4rec, mamrec, llamarec) when --models names them")
+    parser.add_argument("--kernels", default="",
+                        help="comma-separated kernel choices (ref,cpu,fused,auto) to time each SSM model under, side "
+                             "by side (e.g. ref,auto); default: each model's own setting, once")
+    parser.add_argument("--train-lengths", default="",
+                        help="comma-separated lengths at which to also time a training step (fwd + bwd of a "
+                             "full-softmax cross-entropy), rows with mode train_step")
 
 
 def latency_run(args: argparse.Namespace) -> int:
     from ..bench import latency, save
+    from ..errors import UserError
 
     lengths = [int(x) for x in str(args.lengths).split(",") if x]
     batches = [int(x) for x in str(args.batch).split(",") if x]
+    choices = [k for k in str(args.kernels).split(",") if k]
+    bad = sorted(set(choices) - {"ref", "cpu", "fused", "auto"})
+    if bad:
+        raise UserError(f"bench latency --kernels: {bad} not among ref, cpu, fused, auto")
     df = latency.bench_latency(args.models, lengths, batches, device=args.device, repeats=args.repeats,
-                               budget_s=args.budget_s, llm_profile=args.llm_profile)
+                               budget_s=args.budget_s, llm_profile=args.llm_profile, kernels=choices or None,
+                               train_lengths=[int(x) for x in str(args.train_lengths).split(",") if x] or None)
     print(latency.format_table(df))
     print(f"\nwrote {save(df, args.out)}")
     return 0
