@@ -182,8 +182,9 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def bench_kernels(sizes: list[int], batch: int = 128, d_inner: int = 128, d_state: int = 32, headdim: int = 32,
                   chunk_size: int = 64, repeats: int = 5, budget_s: float = 60.0, mem_budget_gb: float = 6.0,
-                  device: str = "auto", log=print) -> "pd.DataFrame":
-    """One row per (op, impl, L); see the module docstring for the columns. df.attrs["header"]: the setup line."""
+                  device: str = "auto", log=print, ops: list[str] | None = None) -> "pd.DataFrame":
+    """One row per (op, impl, L); see the module docstring for the columns. df.attrs["header"]: the setup line.
+    ops: only these ops (None: all)."""
     import pandas as pd
 
     from ..utils import environment_info
@@ -192,7 +193,7 @@ def bench_kernels(sizes: list[int], batch: int = 128, d_inner: int = 128, d_stat
     env = environment_info()
     dev_name = env.get("device_name", "cpu") if dev.type == "cuda" else f"cpu ({env['processor']})"
     rows = []
-    for case in make_cases(batch, d_inner, d_state, headdim, dev, chunk_size):
+    for case in [c for c in make_cases(batch, d_inner, d_state, headdim, dev, chunk_size) if not ops or c.op in ops]:
         last: tuple[int, float] | None = None  # (L, seconds of one fwd+bwd) for the prediction
         for L in sorted(sizes):
             row = dict(op=case.op, impl=case.impl, L=L, batch=batch, kernel_path=case.kernel_path)

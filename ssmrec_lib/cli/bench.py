@@ -45,6 +45,8 @@ def kernels_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip a quadratic-form cell whose estimated memory exceeds this")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--ops", nargs="+", default=None, choices=("selective_scan", "ssd", "hydra_mixer"),
+                        help="only these ops (default: all)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sizes, one repeat")
     parser.add_argument("--out", default=None, help="also write the table as CSV here")
 
@@ -64,7 +66,7 @@ def kernels_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     df = kernels.bench_kernels(args.sizes, args.batch, args.d_inner, args.d_state, args.headdim, args.chunk_size,
                                args.repeats, args.budget_s, args.mem_budget_gb, args.device,
-                               log=lambda m: print(m, flush=True))
+                               log=lambda m: print(m, flush=True), ops=args.ops)
     print(f"\n{df.attrs['header']}\n")
     print(kernels.format_table(df))
     if args.out:
