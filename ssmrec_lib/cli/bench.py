@@ -46,6 +46,8 @@ def kernels_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip a quadratic-form cell whose estimated memory exceeds this")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--ops", nargs="+", default=None, choices=("selective_scan", "ssd", "hydra_mixer"),
+                        help="only these ops (default: all)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sizes, one repeat")
     parser.add_argument("--out", default=None, help="also write the table as CSV here")
 
@@ -65,7 +67,7 @@ def kernels_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     df = kernels.bench_kernels(args.sizes, args.batch, args.d_inner, args.d_state, args.headdim, args.chunk_size,
                                args.repeats, args.budget_s, args.mem_budget_gb, args.device,
-                               log=lambda m: print(m, flush=True))
+                               log=lambda m: print(m, flush=True), ops=args.ops)
     print(f"\n{df.attrs['header']}\n")
     print(kernels.format_table(df))
     if args.out:
@@ -92,15 +94,27 @@ def latency_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="outputs/bench/latency.csv", help="CSV to write (with a .json of provenance)")
     parser.add_argument("--llm-profile", default="quick", choices=("smoke", "quick", "full"),
                         help="sizes of the LLM models (gpt4rec, mamrec, llamarec) when --models names them")
+    parser.add_argument("--kernels", default="",
+                        help="comma-separated kernel choices (ref,cpu,fused,auto) to time each SSM model under, side "
+                             "by side (e.g. ref,auto); default: each model's own setting, once")
+    parser.add_argument("--train-lengths", default="",
+                        help="comma-separated lengths at which to also time a training step (fwd + bwd of a "
+                             "full-softmax cross-entropy), rows with mode train_step")
 
 
 def latency_run(args: argparse.Namespace) -> int:
     from ..bench import latency, save
+    from ..errors import UserError
 
     lengths = [int(x) for x in str(args.lengths).split(",") if x]
     batches = [int(x) for x in str(args.batch).split(",") if x]
+    choices = [k for k in str(args.kernels).split(",") if k]
+    bad = sorted(set(choices) - {"ref", "cpu", "fused", "auto"})
+    if bad:
+        raise UserError(f"bench latency --kernels: {bad} not among ref, cpu, fused, auto")
     df = latency.bench_latency(args.models, lengths, batches, device=args.device, repeats=args.repeats,
-                               budget_s=args.budget_s, llm_profile=args.llm_profile)
+                               budget_s=args.budget_s, llm_profile=args.llm_profile, kernels=choices or None,
+                               train_lengths=[int(x) for x in str(args.train_lengths).split(",") if x] or None)
     print(latency.format_table(df))
     print(f"\nwrote {save(df, args.out)}")
     return 0
