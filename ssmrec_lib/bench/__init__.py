@@ -7,6 +7,7 @@ median), one memory sampler (memory.py), one way to save a result table (`save`)
     streaming.py  one new event with a per-user state vs re-encoding the history    (`bench streaming`)
     training.py   training cost per model: seconds per epoch, validation, memory     (`bench training`)
     data.py       dataset preparation: seconds cold and from the cache, peak memory  (`bench data`)
+    scale.py      Amazon '23 Beauty's shape: epoch time and memory, full vs sampled  (`bench scale`)
 The command-line side of each lives in ssmrec_lib/cli/bench.py.
 """
 
