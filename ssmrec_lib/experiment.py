@@ -50,6 +50,9 @@ IDENTITY_VERSION = 1
 # Train-config fields that cannot change a result: display, CPU threads (float rounding only), checkpoint cadence
 # (resume is bit-exact: tests/unit/test_train.py).
 NOT_IDENTITY = ("progress", "num_threads", "checkpoint_every")
+# Train-config fields added after runs were committed, left out of the identity of a full-softmax run (loss="ce",
+# where they must keep their defaults: TrainConfig checks), so those runs keep the identities they were trained under.
+LOSS_KEYS = ("loss", "n_sampled", "sampler")
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -147,7 +150,8 @@ def run_identity(model: str, seed: int, train_config: dict[str, Any], model_conf
     """The identity dict (module docstring); every argument must already be resolved (no "auto" left).
     `distributed` ({world_size, backend}) only for a data-parallel run; None leaves the key out."""
     identity = {"identity_version": IDENTITY_VERSION, "model": model, "seed": int(seed),
-                "train_config": {k: v for k, v in sorted(train_config.items()) if k not in NOT_IDENTITY},
+                "train_config": {k: v for k, v in sorted(train_config.items()) if k not in NOT_IDENTITY
+                                 and not (k in LOSS_KEYS and train_config.get("loss", "ce") == "ce")},
                 "model_config": dict(sorted(model_config.items())), "objective": objective,
                 "dataset_fingerprint": fingerprint, "protocol": protocol}
     if distributed is not None:

@@ -14,6 +14,8 @@
                the read-out situation), and every row gets at least one mask; CE at the masked positions only.
                `windows`: "last" (each user's last max_len items) or "all" (disjoint windows of max_len items
                cut from the end, so the early items of a long history can be masked too).
+The loss of the scored positions is `Objective.ce`: the full softmax cross-entropy over the catalogue, or, when the
+trainer sets `criterion` (TrainConfig.loss = "sampled_softmax"), the sampled softmax with logQ correction (losses.py).
 Randomness: the epoch's sample order comes from the numpy Generator the trainer passes (seeded by seed and
 epoch); cloze masks from a torch Generator seeded per batch. So a resumed run repeats the same batches.
 """
@@ -77,6 +79,7 @@ class Objective:
     """Base: `epoch_samples(rng)` -> sample ids in this epoch's order; `batch(ids)`; `loss(model, batch, gen)`."""
 
     name = "?"
+    criterion = None  # None: full-softmax CE; else a callable (model, h, targets, generator, reduction) (losses.py)
 
     def __init__(self, train: Sequence[np.ndarray], max_len: int) -> None:
         self.max_len = int(max_len)
@@ -92,6 +95,14 @@ class Objective:
 
     def batch(self, ids: np.ndarray) -> Batch:  # pragma: no cover
         raise NotImplementedError
+
+    def ce(self, model, h: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None,
+           reduction: str = "mean") -> torch.Tensor:
+        """Cross-entropy of hidden states h (N, D) against targets (N,): over the whole catalogue
+        (model.score -> (N, n_items + 1) logits), or `criterion`'s sampled estimate of it when one is set."""
+        if self.criterion is not None:
+            return self.criterion(model, h, targets, generator, reduction)
+        return F.cross_entropy(model.score(h).float(), targets, reduction=reduction)
 
     def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
@@ -156,8 +167,7 @@ class NextItemCE(WindowedObjective):
     def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
         h = model(batch.item_seq, batch.lengths)  # (B, L, D)
         real = real_mask(h.shape[1], batch.lengths)  # (B, L)
-        logits = model.score(h[real])  # (N, n_items + 1): real positions only
-        return F.cross_entropy(logits.float(), batch.targets[real])
+        return self.ce(model, h[real], batch.targets[real], generator)  # real positions only: (N, D)
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         b = batch.rows(rows)
@@ -166,7 +176,7 @@ class NextItemCE(WindowedObjective):
         h = model(b.item_seq, b.lengths)  # (b, L, D)
         real = real_mask(h.shape[1], b.lengths)  # (b, L)
         n = int(batch.lengths.sum())  # one term per real position of the global batch
-        return F.cross_entropy(model.score(h[real]).float(), b.targets[real], reduction="sum"), n
+        return self.ce(model, h[real], b.targets[real], generator, "sum"), n
 
 
 class LastItemCE(Objective):
@@ -201,14 +211,13 @@ class LastItemCE(Objective):
         return Batch(seq, lens, torch.from_numpy(tgt))
 
     def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
-        return F.cross_entropy(model.score(model.readout(batch.item_seq, batch.lengths)).float(), batch.targets)
+        return self.ce(model, model.readout(batch.item_seq, batch.lengths), batch.targets, generator)
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         b = batch.rows(rows)
         if b.size == 0:
             return None, batch.size
-        scores = model.score(model.readout(b.item_seq, b.lengths)).float()  # (b, n_items + 1)
-        return F.cross_entropy(scores, b.targets, reduction="sum"), batch.size
+        return self.ce(model, model.readout(b.item_seq, b.lengths), b.targets, generator, "sum"), batch.size
 
 
 def cloze_mask(lengths: torch.Tensor, width: int, mask_prob: float, mask_last_prob: float,
@@ -244,7 +253,7 @@ class ClozeCE(WindowedObjective):
     def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
         inp, m = self.masked_inputs(model, batch, generator)
         h = model(inp, batch.lengths)  # (B, L, D)
-        return F.cross_entropy(model.score(h[m]).float(), batch.targets[m])
+        return self.ce(model, h[m], batch.targets[m], generator)
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         inp, m = self.masked_inputs(model, batch, generator)  # the GLOBAL batch's masks: one draw, as unsharded
@@ -253,7 +262,7 @@ class ClozeCE(WindowedObjective):
         if b.size == 0:
             return None, n
         h = model(inp, b.lengths)  # (b, L, D)
-        return F.cross_entropy(model.score(h[m]).float(), b.targets[m], reduction="sum"), n
+        return self.ce(model, h[m], b.targets[m], generator, "sum"), n
 
 
 def make_objective(name: str, train: Sequence[np.ndarray], max_len: int, *, prefixes_per_user: int = 0,

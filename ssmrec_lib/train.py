@@ -41,6 +41,7 @@ from .distributed import all_reduce_grads, all_reduce_sum, broadcast_params, gat
 from .distributed import setup as setup_distributed
 from .errors import UserError
 from .evaluate import evaluate, protocol_dict, sample_negatives
+from .losses import SampledSoftmax, item_counts
 from .objectives import make_objective, resolve_objective
 from .utils import atomic_path, dict_diff, progress, rng_states, set_rng_states
 
@@ -67,6 +68,9 @@ class TrainConfig:
     windows: Literal["last", "all"] = "last"  # next_item / cloze: each user's last window, or all (objectives.py)
     mask_prob: float = 0.2  # cloze only
     mask_last_prob: float = 0.5  # cloze only: extra chance to mask the last item (the next-item situation)
+    loss: Literal["ce", "sampled_softmax"] = "ce"  # full-softmax CE, or sampled softmax + logQ (losses.py)
+    n_sampled: int = 1000  # sampled_softmax only: negatives K per batch (shared by its rows)
+    sampler: Literal["uniform", "popularity", "in_batch"] = "uniform"  # sampled_softmax only: the proposal Q
     eval_batch_size: int = 512
     eval_mode: Literal["full", "sampled"] = "full"
     n_negatives: int = 100  # sampled mode only
@@ -90,6 +94,11 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.lr must be a positive number, got {self.lr}")
         if not 0 <= self.mask_prob <= 1 or not 0 <= self.mask_last_prob <= 1:
             raise ConfigError("TrainConfig.mask_prob / mask_last_prob must lie in [0, 1]")
+        if self.n_sampled < 1:
+            raise ConfigError(f"TrainConfig.n_sampled must be >= 1, got {self.n_sampled}")
+        if self.loss == "ce" and (self.n_sampled, self.sampler) != (1000, "uniform"):
+            raise ConfigError("TrainConfig.n_sampled / sampler apply to loss=sampled_softmax only; "
+                              "set loss=sampled_softmax or drop them")
 
 
 def evaluation_protocol(c: TrainConfig, which: str, dataset_protocol: dict | None) -> dict:
@@ -280,9 +289,13 @@ class Trainer:
     def make_objective(self):
         """The training objective this config asks for (objectives.make_objective)."""
         cfg = self.cfg
-        return make_objective(self.objective_name, self.split.train, cfg.max_len,
-                              prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
-                              mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
+        obj = make_objective(self.objective_name, self.split.train, cfg.max_len,
+                             prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
+                             mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
+        if cfg.loss == "sampled_softmax":  # losses.py; the default "ce" leaves the objective's full softmax
+            counts = item_counts(self.split.train, self.split.n_items)
+            obj.criterion = SampledSoftmax(cfg.sampler, cfg.n_sampled, counts)
+        return obj
 
     def epoch_batches(self, obj, epoch: int) -> list[np.ndarray]:
         """This epoch's batches of sample ids: a function of (seed, epoch) only (see the module docstring)."""

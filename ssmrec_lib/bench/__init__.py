@@ -11,6 +11,7 @@ median), one memory sampler (memory.py), one way to save a result table (`save`)
     reliability.py  issue 16's trials, counted in one report (`reliability`): kill.py (kill -9 during training),
                   faults.py (disk full, damaged files), workbook_faults.py (an interrupted workbook),
                   bad_inputs.py (the table of malformed inputs); trial.py holds one trial's outcome
+    scale.py      Amazon '23 Beauty's shape: epoch time and memory, full vs sampled  (`bench scale`)
 The command-line side of each lives in ssmrec_lib/cli/bench.py (reliability: cli/reliability.py).
 """
 

@@ -1,5 +1,5 @@
-"""`python -m ssmrec_lib bench kernels|latency|streaming|training|ddp|data`: benchmarks that print figures (never timed
-tests). The measuring lives in ssmrec_lib/bench/ (one timer: bench/timer.py); this file parses and prints."""
+"""`python -m ssmrec_lib bench kernels|latency|streaming|training|ddp|data|scale`: benchmarks that print figures
+(never timed tests). The measuring lives in ssmrec_lib/bench/ (one timer: bench/timer.py); this file parses and prints."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ HELP = {
     "training": "training cost per model: seconds per epoch, validation, peak memory",
     "ddp": "data-parallel training throughput with 1, 2, ... gloo processes (torchrun) and the speed-up",
     "data": "dataset preparation: seconds cold and from the cache, peak memory",
+    "scale": "Amazon '23 Beauty's scale on synthetic data: epoch time and memory, full CE vs sampled softmax",
 }
 
 
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:  # replaced by the sub-command's run via set_defaults
-    raise SystemExit("choose a benchmark: kernels, latency, streaming, training, ddp or data")
+    raise SystemExit("choose a benchmark: kernels, latency, streaming, training, ddp, data or scale")
 
 
 def _floats(fmt: str):
@@ -225,6 +226,45 @@ def data_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ scale
+def scale_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..bench.scale import H200_FP32_TFLOPS, SCALE_MODELS
+
+    parser.add_argument("--models", nargs="+", default=SCALE_MODELS)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="fraction of Beauty '23's users, items and interactions (1 = the real shape)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--max-len", type=int, default=50)
+    parser.add_argument("--n-sampled", type=int, default=1000, help="sampled softmax: negatives per batch")
+    parser.add_argument("--sampler", default="uniform", choices=("uniform", "popularity", "in_batch"))
+    parser.add_argument("--steps", type=int, default=6, help="timed training batches per (model, loss)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--sample-users", type=int, default=2048, help="users generated (training batches' pool)")
+    parser.add_argument("--eval-users", type=int, default=1024, help="validation users timed (full ranking)")
+    parser.add_argument("--mem-budget-gb", type=float, default=8.0,
+                        help="skip a full-CE batch whose logits would need more (4 float32 copies)")
+    parser.add_argument("--gpu-tflops", type=float, default=H200_FP32_TFLOPS,
+                        help="H200 throughput for the catalogue products (default: FP32 datasheet peak)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure what the H200 column estimates")
+    parser.add_argument("--out", default="outputs/bench/scale.csv")
+
+
+def scale_run(args: argparse.Namespace) -> int:
+    from ..bench import save
+    from ..bench.scale import bench_scale
+
+    df = bench_scale(args.models, args.scale, args.batch_size, args.max_len, args.n_sampled, args.sampler,
+                     args.steps, args.warmup, args.sample_users, args.eval_users, args.mem_budget_gb,
+                     args.gpu_tflops, args.threads, device=args.device, log=lambda m: print(m, flush=True))
+    print(f"\n{df.attrs['header']}\n")
+    print(df.to_string(index=False, float_format=_floats("{:.3f}")))
+    if args.scale != 1.0:
+        print(f"\n(scale {args.scale:g}: the projection is for this reduced shape; run --scale 1 for the real set)")
+    print(f"\nwrote {save(df, args.out)}")
+    return 0
+
+
 COMMANDS = {"kernels": (kernels_arguments, kernels_run), "latency": (latency_arguments, latency_run),
             "streaming": (streaming_arguments, streaming_run), "training": (training_arguments, training_run),
-            "ddp": (ddp_arguments, ddp_run), "data": (data_arguments, data_run)}
+            "ddp": (ddp_arguments, ddp_run), "data": (data_arguments, data_run), "scale": (scale_arguments, scale_run)}
