@@ -81,6 +81,18 @@ def _shutdown() -> None:
         dist.destroy_process_group()
 
 
+def finish() -> None:
+    """Leave the process group together, at the end of a run that succeeded on every rank: a barrier, then destroy.
+    Without the barrier a rank that is done first tears down its gloo pairs while another still closes its own, and
+    that rank dies with SIGABRT ("terminate called without an active exception") after the work is done. (A failing
+    rank never gets here: atexit only destroys, so it cannot wait on ranks that will not come.)"""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def is_writer(d: Dist | None = None) -> bool:
     """True on the process that writes files and logs: rank 0, or the only process. With `d` None the environment
     decides (RANK, as torchrun sets it)."""

@@ -229,6 +229,7 @@ def run_cli(case: BadInput, tmp: Path, cli=None):
 def run_train(case: BadInput, tmp: Path):
     import torch
 
+    from ..checkpoint import load_checkpoint
     from ..data import make_synthetic
     from ..experiment import run_experiment
 
@@ -261,7 +262,7 @@ def run_train(case: BadInput, tmp: Path):
         registry.build_model = real_build
     problems = ["metrics.json written"] if list(out.glob("*/metrics.json")) else []
     for ck in out.glob("*/checkpoint_best.pt"):
-        state = torch.load(ck, map_location="cpu", weights_only=True)["model"]
+        state = load_checkpoint(ck)["model"]  # the one safe load path (checkpoint.py)
         if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
             problems.append("checkpoint_best.pt holds NaN weights")
     return exc, str(exc) if exc else "", None, problems

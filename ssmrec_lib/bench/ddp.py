@@ -171,4 +171,7 @@ def bench_ddp(model: str = "sasrec", dataset: str = "synthetic", profile: str = 
 
 
 if __name__ == "__main__":  # a worker, started by run_configuration through torchrun
+    from ..distributed import finish
+
     worker(json.loads(sys.argv[1]))
+    finish()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from ..config import parse_overrides
-from ..distributed import is_writer
+from ..distributed import finish, is_writer
 from ..experiment import DEFAULT_OUT, format_result, run_experiment
 from ..profiles import PROFILE_NAMES
 from .dataset_args import add_file_arguments, dataset_specs
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_specs([args.dataset], args)[0]
     r = run_experiment(args.model, dataset, args.profile, args.seed, parse_overrides(args.overrides),
                        data_dir=args.data_dir, out=args.out, force=args.force)
+    finish()  # data-parallel: every rank leaves the process group together (nothing in one process)
     if not is_writer():  # data-parallel: rank 0 alone reports
         return 0
     print(format_result(r))

@@ -15,6 +15,7 @@ import sys
 import torch
 
 from ssmrec_lib.data import make_synthetic
+from ssmrec_lib.distributed import finish
 from ssmrec_lib.experiment import run_experiment
 
 
@@ -38,6 +39,7 @@ def main() -> None:
                        data=make_synthetic(**spec["data"]), hooks=[hook])
     with open(os.path.join(spec["out"], f"losses_rank{rank}.json"), "w") as f:
         json.dump({"losses": losses, "run_id": r["run_id"]}, f)
+    finish()  # leave the process group together, as `train` does
 
 
 if __name__ == "__main__":
