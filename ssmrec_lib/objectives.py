@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from .config import ConfigError
 from .data.batching import pad_left
+from .fused_ce import chunked_linear_cross_entropy
 from .models.base import real_mask
 
 OBJECTIVES = ("next_item", "last_item", "cloze")
@@ -74,9 +75,15 @@ class Batch:
 
 
 class Objective:
-    """Base: `epoch_samples(rng)` -> sample ids in this epoch's order; `batch(ids)`; `loss(model, batch, gen)`."""
+    """Base: `epoch_samples(rng)` -> sample ids in this epoch's order; `batch(ids)`; `loss(model, batch, gen)`.
+
+    loss = output_loss(model, *hidden_and_targets(model, batch, gen)): the encoder's states at the scored
+    positions (N, D) and their targets (N,), then the output softmax CE over all items. `ce_chunk` = 0 scores the
+    N rows in one matmul (F.cross_entropy on model.score); > 0 uses fused_ce.chunked_linear_cross_entropy with
+    that many rows per block (equal up to float rounding, never holding the (N, n_items + 1) logits)."""
 
     name = "?"
+    ce_chunk = 0
 
     def __init__(self, train: Sequence[np.ndarray], max_len: int) -> None:
         self.max_len = int(max_len)
@@ -93,8 +100,18 @@ class Objective:
     def batch(self, ids: np.ndarray) -> Batch:  # pragma: no cover
         raise NotImplementedError
 
-    def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+    def hidden_and_targets(self, model, batch: Batch, generator: torch.Generator | None = None):
+        """-> (h (N, D) the states the loss scores, targets (N,))."""
         raise NotImplementedError  # pragma: no cover
+
+    def output_loss(self, model, h: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Full-softmax CE of model.score(h) (N, n_items + 1) against targets (N,); see the class docstring."""
+        if self.ce_chunk > 0:
+            return chunked_linear_cross_entropy(h, model.output_weight(), targets, self.ce_chunk, reduction)
+        return F.cross_entropy(model.score(h).float(), targets, reduction=reduction)
+
+    def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.output_loss(model, *self.hidden_and_targets(model, batch, generator))
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator: torch.Generator | None = None):
         """Data-parallel share of `loss` (distributed.py) -> (sum of the CE terms of rows `rows` of the global
@@ -153,11 +170,10 @@ class NextItemCE(WindowedObjective):
         x, lens = pad_left(self._sequences(ids), self.max_len + 1)  # (B, W + 1)
         return Batch(x[:, :-1], lens - 1, x[:, 1:])
 
-    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
+    def hidden_and_targets(self, model, batch: Batch, generator=None):
         h = model(batch.item_seq, batch.lengths)  # (B, L, D)
         real = real_mask(h.shape[1], batch.lengths)  # (B, L)
-        logits = model.score(h[real])  # (N, n_items + 1): real positions only
-        return F.cross_entropy(logits.float(), batch.targets[real])
+        return h[real], batch.targets[real]  # (N, D), (N,): real positions only, no logits for padding
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         b = batch.rows(rows)
@@ -166,7 +182,7 @@ class NextItemCE(WindowedObjective):
         h = model(b.item_seq, b.lengths)  # (b, L, D)
         real = real_mask(h.shape[1], b.lengths)  # (b, L)
         n = int(batch.lengths.sum())  # one term per real position of the global batch
-        return F.cross_entropy(model.score(h[real]).float(), b.targets[real], reduction="sum"), n
+        return self.output_loss(model, h[real], b.targets[real], reduction="sum"), n
 
 
 class LastItemCE(Objective):
@@ -200,15 +216,14 @@ class LastItemCE(Objective):
         seq, lens = pad_left(hist, self.max_len)
         return Batch(seq, lens, torch.from_numpy(tgt))
 
-    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
-        return F.cross_entropy(model.score(model.readout(batch.item_seq, batch.lengths)).float(), batch.targets)
+    def hidden_and_targets(self, model, batch: Batch, generator=None):
+        return model.readout(batch.item_seq, batch.lengths), batch.targets  # (B, D), (B,)
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         b = batch.rows(rows)
         if b.size == 0:
             return None, batch.size
-        scores = model.score(model.readout(b.item_seq, b.lengths)).float()  # (b, n_items + 1)
-        return F.cross_entropy(scores, b.targets, reduction="sum"), batch.size
+        return self.output_loss(model, model.readout(b.item_seq, b.lengths), b.targets, reduction="sum"), batch.size
 
 
 def cloze_mask(lengths: torch.Tensor, width: int, mask_prob: float, mask_last_prob: float,
@@ -241,10 +256,10 @@ class ClozeCE(WindowedObjective):
                        generator).to(batch.item_seq.device)
         return batch.item_seq.masked_fill(m, model.mask_token), m
 
-    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
+    def hidden_and_targets(self, model, batch: Batch, generator=None):
         inp, m = self.masked_inputs(model, batch, generator)
         h = model(inp, batch.lengths)  # (B, L, D)
-        return F.cross_entropy(model.score(h[m]).float(), batch.targets[m])
+        return h[m], batch.targets[m]  # (N, D), (N,): masked positions only
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         inp, m = self.masked_inputs(model, batch, generator)  # the GLOBAL batch's masks: one draw, as unsharded
@@ -253,18 +268,25 @@ class ClozeCE(WindowedObjective):
         if b.size == 0:
             return None, n
         h = model(inp, b.lengths)  # (b, L, D)
-        return F.cross_entropy(model.score(h[m]).float(), b.targets[m], reduction="sum"), n
+        return self.output_loss(model, h[m], b.targets[m], reduction="sum"), n
 
 
 def make_objective(name: str, train: Sequence[np.ndarray], max_len: int, *, prefixes_per_user: int = 0,
-                   mask_prob: float = 0.2, mask_last_prob: float = 0.5, windows: str = "last") -> Objective:
+                   mask_prob: float = 0.2, mask_last_prob: float = 0.5, windows: str = "last",
+                   ce_chunk: int = 0) -> Objective:
+    """The objective `name`; `ce_chunk` > 0 computes its output CE in blocks of that many rows (class Objective)."""
+    if ce_chunk < 0:
+        raise ConfigError(f"ce_chunk must be >= 0 (0 = one matmul, > 0 = rows per block), got {ce_chunk}")
     if name == "next_item":
-        return NextItemCE(train, max_len, windows)
-    if name == "cloze":
-        return ClozeCE(train, max_len, mask_prob, mask_last_prob, windows)
-    if windows != "last":
+        obj: Objective = NextItemCE(train, max_len, windows)
+    elif name == "cloze":
+        obj = ClozeCE(train, max_len, mask_prob, mask_last_prob, windows)
+    elif windows != "last":
         raise ConfigError(f"windows={windows!r} applies to objectives next_item and cloze, not {name!r} "
                           "(last_item already trains on every prefix)")
-    if name == "last_item":
-        return LastItemCE(train, max_len, prefixes_per_user)
-    raise ConfigError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")
+    elif name == "last_item":
+        obj = LastItemCE(train, max_len, prefixes_per_user)
+    else:
+        raise ConfigError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")
+    obj.ce_chunk = int(ce_chunk)
+    return obj
