@@ -130,6 +130,7 @@ def compare_curves(curves: pd.DataFrame, metric: str = "valid_ndcg@10") -> plt.F
             ax.plot(g["step"], g[metric], marker="o", color=f"C{i}", label=path)
         ax.set_title(name)
         ax.set_xlabel("training steps")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.legend(fontsize="small")
     axes[0].set_ylabel(metric.replace("_", " "))
     return fig
