@@ -14,6 +14,11 @@ class DataError(UserError):
     """A dataset is missing, corrupt, malformed, or empty after filtering."""
 
 
+class DiskFullError(UserError):
+    """A file could not be written for want of space (ENOSPC, a quota, a file-size limit); the message names the
+    path and about how much space it needs. Raised by utils' atomic writers, which leave the previous file intact."""
+
+
 class UnknownNameError(UserError, KeyError):
     """An unknown dataset / model / profile name; the message lists the known ones."""
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 from dataclasses import fields
@@ -41,6 +42,7 @@ from .errors import UserError
 from .utils import dict_diff as identity_diff
 from .profiles import profile_overrides
 
+log = logging.getLogger(__name__)
 DEFAULT_OUT = "outputs/runs"
 # Bump when a commit changes what a run produces while every config stays the same (a maths fix, a new data
 # order). Runs trained before the bump then no longer match, and are trained anew.
@@ -52,6 +54,9 @@ NOT_IDENTITY = ("progress", "num_threads", "checkpoint_every")
 # they hold their TrainConfig default, so every run trained before they existed keeps its identity and run id;
 # a run that sets one (it can change results, at least by float rounding) gets its own identity.
 OMIT_AT_DEFAULT = ("ce_chunk", "torch_compile")
+# Train-config fields added after runs were committed, left out of the identity of a full-softmax run (loss="ce",
+# where they must keep their defaults: TrainConfig checks), so those runs keep the identities they were trained under.
+LOSS_KEYS = ("loss", "n_sampled", "sampler")
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -149,7 +154,8 @@ def run_identity(model: str, seed: int, train_config: dict[str, Any], model_conf
     """The identity dict (module docstring); every argument must already be resolved (no "auto" left).
     `distributed` ({world_size, backend}) only for a data-parallel run; None leaves the key out."""
     identity = {"identity_version": IDENTITY_VERSION, "model": model, "seed": int(seed),
-                "train_config": identity_train_config(train_config),
+                "train_config": {k: v for k, v in identity_train_config(train_config).items()
+                                 if not (k in LOSS_KEYS and train_config.get("loss", "ce") == "ce")},
                 "model_config": dict(sorted(model_config.items())), "objective": objective,
                 "dataset_fingerprint": fingerprint, "protocol": protocol}
     if distributed is not None:
@@ -177,8 +183,11 @@ def make_run_id(model: str, dataset: str, profile: str, seed: int, identity: dic
     <dataset> is the spec's folder-safe label (data/spec.py): a registered name as it is, `csv-<file stem>` for
     a file (`csv:data/u.data` -> `csv-u`), never a path."""
     from .data.spec import parse_dataset_spec
+    from .utils import safe_name
 
-    return f"{model}_{parse_dataset_spec(dataset).label}_{profile}_s{seed}_{identity_hash(identity)[:12]}"
+    parts = [safe_name(model, "model"), safe_name(parse_dataset_spec(dataset).label, "dataset label"),
+             safe_name(profile, "profile"), f"s{int(seed)}", identity_hash(identity)[:12]]
+    return "_".join(parts)
 
 
 def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrides: dict[str, Any], data,
@@ -205,20 +214,43 @@ def sequence_identity(model: str, dataset: str, profile: str, seed: int, overrid
             "model_cfg": model_cfg, "net": net, "split": split}
 
 
+FINISHED_KEYS = ("test", "trained")  # every finished metrics.json holds these (written last, atomically)
+
+
+def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """metrics.json of `run_dir` when it marks a finished run: present, parses as a JSON object and holds
+    FINISHED_KEYS. A missing, half-written, truncated or hand-damaged file is never taken for a finished run
+    (None; a damaged one is logged, and retraining overwrites it)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        log.warning("%s does not parse (%s): the run is not taken as finished and will be (re)trained", path, e)
+        return None
+    missing = [k for k in FINISHED_KEYS if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        log.warning("%s lacks %s: the run is not taken as finished and will be (re)trained", path, missing)
+        return None
+    return payload
+
+
 def reuse_finished(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics payload of a finished run whose identity equals `identity` (marked reused), else None.
 
+    Finished means a metrics.json that parses and is complete (`finished_metrics`); a half-written folder
+    (config.json alone, a truncated metrics.json) is resumed or retrained, never reused.
     Raises UserError when the folder is finished but holds another identity (never reused silently).
     """
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.exists():
+    payload = finished_metrics(run_dir)
+    if payload is None:
         return None
     stored = read_identity(run_dir)
     if stored != identity:
         diff = identity_diff(stored or {}, identity)
         raise UserError(f"{run_dir} is a finished run of another identity (differs in {diff}); it is not reused. "
                         "Retrain it with force=True (--force) or move the folder away.")
-    payload = json.loads(metrics_path.read_text())
     trained = payload.get("trained") or {}
     payload["provenance"] = {"status": "reused", "git_sha": trained.get("git_sha"),
                              "finished_at": trained.get("finished_at")}
@@ -226,10 +258,20 @@ def reuse_finished(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | 
 
 
 def read_identity(run_dir: Path) -> dict[str, Any] | None:
+    """The identity recorded in `run_dir`/config.json (None without one). A config.json that does not parse
+    raises UserError naming it: what the folder holds cannot be told, so it is neither reused nor resumed."""
     path = Path(run_dir) / "config.json"
     if not path.exists():
         return None
-    return json.loads(path.read_text()).get("identity")
+    try:
+        conf = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{path} does not parse ({e}): the run folder is damaged and is neither reused nor "
+                        "resumed. Retrain it with force=True (--force), or delete the folder.") from None
+    if not isinstance(conf, dict):
+        raise UserError(f"{path} is not a JSON object: the run folder is damaged. Retrain it with force=True "
+                        "(--force), or delete the folder.")
+    return conf.get("identity")
 
 
 def trained_stamp(identity: dict[str, Any], started_sha: str | None = None) -> dict[str, Any]:
@@ -256,7 +298,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     """
     from .distributed import barrier, is_writer, setup
     from .train import Trainer
-    from .utils import atomic_write_json, environment_info, seed_everything
+    from .utils import atomic_write_json, child_path, environment_info, remove_stale_temporaries, seed_everything
 
     overrides = dict(overrides or {})
     data = data if data is not None else load_data(dataset, data_dir)
@@ -264,7 +306,7 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     r = sequence_identity(model, dataset, profile, seed, overrides, data)
     identity, run_id, cfg, model_cfg, net, split = (r[k] for k in ("identity", "run_id", "cfg", "model_cfg",
                                                                      "net", "split"))
-    run_dir = Path(out) / run_id
+    run_dir = child_path(out, run_id, "run id")
     setup(identity["train_config"]["device"])  # joins torchrun's process group; nothing without torchrun
     writer = is_writer()  # rank 0 of a data-parallel run, or the only process: the one that writes files
     if force and run_dir.exists() and writer:
@@ -281,6 +323,8 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
         raise UserError(f"{run_dir} holds an unfinished run of another identity (differs in "
                         f"{identity_diff(stored, identity)}); delete it or pass force=True (--force)")
 
+    if writer and remove_stale_temporaries(run_dir):  # a killed process's half-written files (utils.atomic_path)
+        log.info("%s: removed temporary files left by an interrupted process", run_dir)
     trainer = Trainer(net, split, cfg, run_dir=run_dir, hooks=hooks, dataset_protocol=data.protocol,
                       identity=identity, score_test=score_test)
     n_params = {"with_embeddings": net.n_params(True), "without_embeddings": net.n_params(False)}

@@ -14,6 +14,9 @@
                the read-out situation), and every row gets at least one mask; CE at the masked positions only.
                `windows`: "last" (each user's last max_len items) or "all" (disjoint windows of max_len items
                cut from the end, so the early items of a long history can be masked too).
+The loss of the scored positions is `Objective.output_loss`: the full softmax cross-entropy over the catalogue
+(chunked when ce_chunk > 0), or, when the trainer sets `criterion` (TrainConfig.loss = "sampled_softmax"), the sampled
+softmax with logQ correction (losses.py).
 Randomness: the epoch's sample order comes from the numpy Generator the trainer passes (seeded by seed and
 epoch); cloze masks from a torch Generator seeded per batch. So a resumed run repeats the same batches.
 """
@@ -84,6 +87,7 @@ class Objective:
 
     name = "?"
     ce_chunk = 0
+    criterion = None  # None: full-softmax CE; else a callable (model, h, targets, generator, reduction) (losses.py)
 
     def __init__(self, train: Sequence[np.ndarray], max_len: int) -> None:
         self.max_len = int(max_len)
@@ -104,14 +108,18 @@ class Objective:
         """-> (h (N, D) the states the loss scores, targets (N,))."""
         raise NotImplementedError  # pragma: no cover
 
-    def output_loss(self, model, h: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """Full-softmax CE of model.score(h) (N, n_items + 1) against targets (N,); see the class docstring."""
+    def output_loss(self, model, h: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None,
+                    reduction: str = "mean") -> torch.Tensor:
+        """CE of hidden states h (N, D) against targets (N,): `criterion`'s sampled estimate when one is set
+        (losses.py), else the full softmax over model.score(h) (N, n_items + 1), chunked when ce_chunk > 0."""
+        if self.criterion is not None:
+            return self.criterion(model, h, targets, generator, reduction)
         if self.ce_chunk > 0:
             return chunked_linear_cross_entropy(h, model.output_weight(), targets, self.ce_chunk, reduction)
         return F.cross_entropy(model.score(h).float(), targets, reduction=reduction)
 
     def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.output_loss(model, *self.hidden_and_targets(model, batch, generator))
+        return self.output_loss(model, *self.hidden_and_targets(model, batch, generator), generator)
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator: torch.Generator | None = None):
         """Data-parallel share of `loss` (distributed.py) -> (sum of the CE terms of rows `rows` of the global
@@ -182,7 +190,7 @@ class NextItemCE(WindowedObjective):
         h = model(b.item_seq, b.lengths)  # (b, L, D)
         real = real_mask(h.shape[1], b.lengths)  # (b, L)
         n = int(batch.lengths.sum())  # one term per real position of the global batch
-        return self.output_loss(model, h[real], b.targets[real], reduction="sum"), n
+        return self.output_loss(model, h[real], b.targets[real], generator, "sum"), n
 
 
 class LastItemCE(Objective):
@@ -223,7 +231,7 @@ class LastItemCE(Objective):
         b = batch.rows(rows)
         if b.size == 0:
             return None, batch.size
-        return self.output_loss(model, model.readout(b.item_seq, b.lengths), b.targets, reduction="sum"), batch.size
+        return self.output_loss(model, model.readout(b.item_seq, b.lengths), b.targets, generator, "sum"), batch.size
 
 
 def cloze_mask(lengths: torch.Tensor, width: int, mask_prob: float, mask_last_prob: float,
@@ -268,7 +276,7 @@ class ClozeCE(WindowedObjective):
         if b.size == 0:
             return None, n
         h = model(inp, b.lengths)  # (b, L, D)
-        return self.output_loss(model, h[m], b.targets[m], reduction="sum"), n
+        return self.output_loss(model, h[m], b.targets[m], generator, "sum"), n
 
 
 def make_objective(name: str, train: Sequence[np.ndarray], max_len: int, *, prefixes_per_user: int = 0,

@@ -12,9 +12,10 @@ Per epoch:
 At the end the best checkpoint is loaded and the test split is scored ONCE.
 
 Resume: checkpoint_last.pt holds model, optimiser, scheduler, RNG states (torch, numpy, python), epoch, the next
-batch index within the epoch and the early-stopping state. Batch order and cloze masks are functions of
-(seed, epoch, batch), dropout draws come from the restored torch RNG, so a run killed mid-epoch and resumed ends
-with the same metrics as an uninterrupted one (CPU; tests/unit/test_train.py).
+batch index within the epoch and the early-stopping state, as tensors and plain values only: it is read with the
+safe loader (checkpoint.py; torch.load(weights_only=True)), so nothing in a checkpoint file can run code. Batch
+order and cloze masks are functions of (seed, epoch, batch), dropout draws come from the restored torch RNG, so a
+run killed mid-epoch and resumed ends with the same metrics as an uninterrupted one (CPU; tests/unit/test_train.py).
 
 Data-parallel (launched by torchrun, WORLD_SIZE > 1; distributed.py): every rank builds the same batches and trains
 on its rows of each; gradients are summed over ranks so a step is the global batch's step; evaluation is sharded
@@ -34,11 +35,13 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 
+from .checkpoint import LegacyCheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, to_dict
 from .distributed import all_reduce_grads, all_reduce_sum, broadcast_params, gather_objects, is_writer, rank_seed, rows
 from .distributed import setup as setup_distributed
 from .errors import UserError
 from .evaluate import evaluate, protocol_dict, sample_negatives
+from .losses import SampledSoftmax, item_counts
 from .objectives import make_objective, resolve_objective
 from .utils import atomic_path, dict_diff, progress, rng_states, set_rng_states
 
@@ -65,6 +68,9 @@ class TrainConfig:
     windows: Literal["last", "all"] = "last"  # next_item / cloze: each user's last window, or all (objectives.py)
     mask_prob: float = 0.2  # cloze only
     mask_last_prob: float = 0.5  # cloze only: extra chance to mask the last item (the next-item situation)
+    loss: Literal["ce", "sampled_softmax"] = "ce"  # full-softmax CE, or sampled softmax + logQ (losses.py)
+    n_sampled: int = 1000  # sampled_softmax only: negatives K per batch (shared by its rows)
+    sampler: Literal["uniform", "popularity", "in_batch"] = "uniform"  # sampled_softmax only: the proposal Q
     eval_batch_size: int = 512
     eval_mode: Literal["full", "sampled"] = "full"
     n_negatives: int = 100  # sampled mode only
@@ -93,6 +99,11 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.ce_chunk must be >= 0 (0 = off), got {self.ce_chunk}")
         if not 0 <= self.mask_prob <= 1 or not 0 <= self.mask_last_prob <= 1:
             raise ConfigError("TrainConfig.mask_prob / mask_last_prob must lie in [0, 1]")
+        if self.n_sampled < 1:
+            raise ConfigError(f"TrainConfig.n_sampled must be >= 1, got {self.n_sampled}")
+        if self.loss == "ce" and (self.n_sampled, self.sampler) != (1000, "uniform"):
+            raise ConfigError("TrainConfig.n_sampled / sampler apply to loss=sampled_softmax only; "
+                              "set loss=sampled_softmax or drop them")
 
 
 def evaluation_protocol(c: TrainConfig, which: str, dataset_protocol: dict | None) -> dict:
@@ -106,6 +117,16 @@ def evaluation_protocol(c: TrainConfig, which: str, dataset_protocol: dict | Non
 def objective_name(c: TrainConfig, model) -> str:
     """The objective `c` trains `model` with ("none (counted)" for models that only count, such as Pop)."""
     return resolve_objective(c.objective, model) if model.trainable else "none (counted)"
+
+
+def log_record_epoch(path: Path, n: int, line: str) -> int:
+    """The epoch of line `n` of a run's log.jsonl; a line that does not parse (a damaged file) raises UserError
+    naming the file and line: the record is never guessed, and the run is not resumed on top of it."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}, line {n}: not a log record ({type(e).__name__}: {e}): {line[:120]!r}. The run's "
+                        "log is damaged; retrain the run with force=True (--force), or delete its folder") from None
 
 
 class NonFiniteLossError(UserError, FloatingPointError):
@@ -233,8 +254,7 @@ class Trainer:
         path = self._path(name)
         if path is None or not is_writer(self.dist):
             return
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_checkpoint(path, payload)
 
     def _save_last(self, state: dict) -> None:
         rng = rng_states()
@@ -248,7 +268,13 @@ class Trainer:
         path = self._path("checkpoint_last.pt")
         if path is None or not path.exists():
             return None
-        ck = torch.load(path, map_location=self.device, weights_only=False)
+        try:
+            ck = load_checkpoint(path, map_location=self.device)
+        except LegacyCheckpointError:
+            raise  # its fix is the upgrade command the message names, not a retrain
+        except UserError as e:  # truncated, corrupt or unsafe: never used; the run can always start again
+            raise type(e)(f"{e}; or rerun the same command with --force to train this run again from scratch") \
+                from None
         if self.identity is not None and ck.get("identity") != self.identity:
             diff = dict_diff(ck.get("identity") or {}, self.identity)
             raise UserError(f"{path} belongs to a run of another identity (differs in {diff}); it is not resumed. "
@@ -270,7 +296,7 @@ class Trainer:
         set_rng_states(ck["rng_ranks"][self.dist.rank] if self.dist is not None else ck["rng"])
         best = self._path("checkpoint_best.pt")
         if best is not None and best.exists():
-            self.best_state = torch.load(best, map_location="cpu", weights_only=False)["model"]
+            self.best_state = load_checkpoint(best, map_location="cpu")["model"]
         log.info("resumed from %s at epoch %d batch %d", path, ck["state"]["epoch"], ck["state"]["batch"])
         return ck["state"]
 
@@ -280,7 +306,13 @@ class Trainer:
             return
         lines = path.read_text().splitlines() if path.exists() else []
         if truncate_from_epoch is not None:  # after a resume, drop records the resumed epochs will rewrite
-            lines = [ln for ln in lines if json.loads(ln)["epoch"] < truncate_from_epoch]
+            epochs = [(log_record_epoch(path, n, ln), ln) for n, ln in enumerate(lines, 1) if ln.strip()]
+            lines = [ln for e, ln in epochs if e < truncate_from_epoch]
+            missing = sorted(set(range(truncate_from_epoch)) - {e for e, _ in epochs})
+            if missing:
+                raise UserError(f"{path} lacks the records of epoch(s) {missing} that the checkpoint has trained: "
+                                "the run's log is damaged; retrain the run with force=True (--force), or delete "
+                                "its folder")
         if record:
             lines.append(json.dumps(record, sort_keys=True))
         with atomic_path(path) as tmp:
@@ -290,9 +322,13 @@ class Trainer:
     def make_objective(self):
         """The training objective this config asks for (objectives.make_objective)."""
         cfg = self.cfg
-        return make_objective(self.objective_name, self.split.train, cfg.max_len,
-                              prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
-                              mask_last_prob=cfg.mask_last_prob, windows=cfg.windows, ce_chunk=cfg.ce_chunk)
+        obj = make_objective(self.objective_name, self.split.train, cfg.max_len,
+                             prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
+                             mask_last_prob=cfg.mask_last_prob, windows=cfg.windows, ce_chunk=cfg.ce_chunk)
+        if cfg.loss == "sampled_softmax":  # losses.py; the default "ce" leaves the objective's full softmax
+            counts = item_counts(self.split.train, self.split.n_items)
+            obj.criterion = SampledSoftmax(cfg.sampler, cfg.n_sampled, counts)
+        return obj
 
     def epoch_batches(self, obj, epoch: int) -> list[np.ndarray]:
         """This epoch's batches of sample ids: a function of (seed, epoch) only (see the module docstring)."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UnknownNameError, UserError
+from .utils import safe_name
 
 log = logging.getLogger(__name__)
 METRIC = "ndcg@10"
@@ -140,9 +141,9 @@ def run_study(model: str, dataset: str, profile: str = "full", trials: int = 20,
     if model not in SPACES:
         raise UnknownNameError(f"no search space for {model!r}; spaces exist for {sorted(SPACES)}")
     base = dict(base or {})
+    study_name = safe_name(study or f"{model}_{parse_dataset_spec(dataset).label}_{profile}", "study name")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    study_name = study or f"{model}_{parse_dataset_spec(dataset).label}_{profile}"
     storage = storage or default_storage(out, study_name)
     data = data if data is not None else load_data(dataset, data_dir)
     sampler = optuna.samplers.TPESampler(seed=seed + worker_index, n_startup_trials=startup_trials)

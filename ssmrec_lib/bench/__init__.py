@@ -6,8 +6,13 @@ median), one memory sampler (memory.py), one way to save a result table (`save`)
     llm.py        the LLM recommenders' whole pipeline per user at batch 1 (rows of `bench latency`)
     streaming.py  one new event with a per-user state vs re-encoding the history    (`bench streaming`)
     training.py   training cost per model: seconds per epoch, validation, memory     (`bench training`)
+    ddp.py        data-parallel throughput with 1, 2, ... gloo processes (torchrun)  (`bench ddp`)
     data.py       dataset preparation: seconds cold and from the cache, peak memory  (`bench data`)
-The command-line side of each lives in ssmrec_lib/cli/bench.py.
+    reliability.py  issue 16's trials, counted in one report (`reliability`): kill.py (kill -9 during training),
+                  faults.py (disk full, damaged files), workbook_faults.py (an interrupted workbook),
+                  bad_inputs.py (the table of malformed inputs); trial.py holds one trial's outcome
+    scale.py      Amazon '23 Beauty's shape: epoch time and memory, full vs sampled  (`bench scale`)
+The command-line side of each lives in ssmrec_lib/cli/bench.py (reliability: cli/reliability.py).
 """
 
 from __future__ import annotations

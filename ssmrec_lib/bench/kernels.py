@@ -4,10 +4,12 @@ Rows (op, impl) for each sequence length L, at batch B, d_inner E, d_state N (SS
     selective_scan  ref      `scan.selective_scan_ref` (loop over time)                       reference
                     fast     `scan.selective_scan(kernel="auto")` (C++ kernel on CPU, fused kernel on CUDA)
     ssd             quadratic  `ssd.ssd_quadratic` (explicit L x L matrix)                       reference
-                    chunked    `ssd.ssd_chunked` (chunk 64)
+                    chunked    `ssd.ssd_chunked` (chunk 64): the PyTorch path (kernel="ref")
+                    fast       `ssd.ssd(kernel="auto")` on CPU: the C++ recurrence (`ssm/csrc/ssd_cpu.cpp`)
                     fused      mamba-ssm `mamba_chunk_scan_combined` (CUDA only)
     hydra_mixer     matrix   `hydra.quasiseparable_matrix` @ X                                  reference
-                    chunked  `hydra.quasiseparable_mixer` (two SSD passes)
+                    chunked  `hydra.quasiseparable_mixer(kernel="ref")` (two SSD passes)
+                    fast     `hydra.quasiseparable_mixer(kernel="auto")` on CPU: on the C++ SSD
                     fused    the mixer on the fused SSD (CUDA only)
 
 Columns: ms_fwd (no grad), ms_fwd_bwd (forward + backward of the output's sum), the best of --repeats runs
@@ -138,6 +140,10 @@ def make_cases(batch: int, d_inner: int, d_state: int, headdim: int, device: tor
     if fused_ssd:
         cases.append(Case("ssd", "fused", "fused", ssd_inputs,
                           lambda *a: ssd.ssd(*a, chunk_size=chunk, kernel="fused"), 1))
+    ssd_fast = None if fused_ssd else kernels.path_name("auto", "ssd", device)  # builds the C++ SSD now
+    if ssd_fast == "cpu-ext":
+        cases.append(Case("ssd", "fast", ssd_fast, ssd_inputs,
+                          lambda *a: ssd.ssd(*a, chunk_size=chunk, kernel="auto"), 1))
 
     def matrix_mixer(X, *rest):
         M = hydra.quasiseparable_matrix(*rest)
@@ -149,6 +155,9 @@ def make_cases(batch: int, d_inner: int, d_state: int, headdim: int, device: tor
     if fused_ssd:
         cases.append(Case("hydra_mixer", "fused", "fused", hydra_inputs,
                           lambda *a: hydra.quasiseparable_mixer(*a, chunk_size=chunk, kernel="fused"), 1))
+    if ssd_fast == "cpu-ext":
+        cases.append(Case("hydra_mixer", "fast", ssd_fast, hydra_inputs,
+                          lambda *a: hydra.quasiseparable_mixer(*a, chunk_size=chunk, kernel="auto"), 1))
     return cases
 
 
@@ -173,8 +182,9 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def bench_kernels(sizes: list[int], batch: int = 128, d_inner: int = 128, d_state: int = 32, headdim: int = 32,
                   chunk_size: int = 64, repeats: int = 5, budget_s: float = 60.0, mem_budget_gb: float = 6.0,
-                  device: str = "auto", log=print) -> "pd.DataFrame":
-    """One row per (op, impl, L); see the module docstring for the columns. df.attrs["header"]: the setup line."""
+                  device: str = "auto", log=print, ops: list[str] | None = None) -> "pd.DataFrame":
+    """One row per (op, impl, L); see the module docstring for the columns. df.attrs["header"]: the setup line.
+    ops: only these ops (None: all)."""
     import pandas as pd
 
     from ..utils import environment_info
@@ -183,7 +193,7 @@ def bench_kernels(sizes: list[int], batch: int = 128, d_inner: int = 128, d_stat
     env = environment_info()
     dev_name = env.get("device_name", "cpu") if dev.type == "cuda" else f"cpu ({env['processor']})"
     rows = []
-    for case in make_cases(batch, d_inner, d_state, headdim, dev, chunk_size):
+    for case in [c for c in make_cases(batch, d_inner, d_state, headdim, dev, chunk_size) if not ops or c.op in ops]:
         last: tuple[int, float] | None = None  # (L, seconds of one fwd+bwd) for the prediction
         for L in sorted(sizes):
             row = dict(op=case.op, impl=case.impl, L=L, batch=batch, kernel_path=case.kernel_path)

@@ -7,6 +7,12 @@ serves). Batch-1 latency: median and p95 ms. Throughput: users scored per second
 Peak memory: on CUDA `torch.cuda.max_memory_allocated`; on CPU the peak process RSS above the pre-call level,
 sampled every millisecond by a background thread (torch allocations are invisible to tracemalloc).
 A (model, batch) stops growing L once one call exceeds `budget_s` (recorded as "over budget", not guessed).
+`kernels` (e.g. ["ref", "auto"]) times each SSM model once per kernel choice, side by side in the same run
+(column `kernel_choice`; the `kernel` column is the path it resolved to); models without a kernel switch
+(SASRec, ...) are timed once.
+`train_lengths` adds one row per (model, kernel choice, batch, length) with mode "train_step": the mean ms of
+a training step's forward + backward in train mode (dropout on) of a full-softmax cross-entropy over every
+position (random next-item targets; no optimizer step, no data loading), the part a kernel path changes.
 LLM recommenders (gpt4rec, mamrec, llamarec) are not one score(readout) call: they are timed as a whole pipeline
 per user at batch 1 by bench/llm.py, in rows of their own (columns `backbone` and `pipeline` set, printed as a
 separate table) in the same CSV.
@@ -58,33 +64,70 @@ def measure(model: torch.nn.Module, length: int, batch: int, n_items: int, devic
             "repeats": repeats}
 
 
+def measure_train_step(model: torch.nn.Module, length: int, batch: int, n_items: int, device: torch.device,
+                       warmup: int = 1, repeats: int = 3, seed: int = 0) -> dict:
+    """Time forward + backward of a full-softmax cross-entropy at every position (train mode), (batch, length)."""
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(1, n_items + 1, (batch, length), generator=g).to(device)
+    target = torch.randint(1, n_items + 1, (batch * length,), generator=g).to(device)
+    lengths = torch.full((batch,), length, dtype=torch.long, device=device)
+    sync = device_sync(device)
+    model.train()
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        logits = model.score(model(seq, lengths))  # (B, L, n_items + 1)
+        torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target).backward()
+
+    time_calls(step, 0, warmup=warmup)
+    rss = PeakRSS()
+    t = time_calls(step, repeats, sync=sync, during=rss)
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return {"latency_ms_median": t.median_ms, "latency_ms_p95": t.p95_ms,
+            "throughput_users_s": float(batch / (t.median_ms / 1000)), "peak_mem_mb": rss.peak / 2**20,
+            "repeats": repeats}
+
+
 def bench_latency(models: list[str], lengths: list[int], batches: list[int], n_items: int = ML1M_ITEMS,
                   device: str = "cpu", warmup: int = 2, repeats: int = 10, budget_s: float = 5.0,
                   overrides: dict[str, dict] | None = None, seed: int = 0, log=print,
-                  llm_profile: str = "quick") -> pd.DataFrame:
-    """One row per (model, batch, length). Models are built at their default (paper-size) configs.
+                  llm_profile: str = "quick", kernels: list[str] | None = None,
+                  train_lengths: list[int] | None = None) -> pd.DataFrame:
+    """One row per (model, kernel choice, batch, length). Models are built at their default (paper-size) configs.
 
     LLM models in `models` give one row per length at batch 1 (bench/llm.py, `llm_profile` sizes).
+    kernels: the kernel choices to time each SSM model under (None: the model's own setting, once).
+    train_lengths: also time a training step at these lengths (rows with mode "train_step"; module docstring).
     """
-    from ..models.registry import build_model
+    from dataclasses import fields
+
+    from ..models.registry import build_model, get_model_class
     from ..profiles import LLM_MODELS
 
     dev = torch.device(device)
     if dev.type == "cpu":
         pin_malloc_thresholds()
     rows = []
-    max_len = max(lengths)
+    max_len = max([*lengths, *(train_lengths or [])])
     llm = [m for m in models if m in LLM_MODELS]
+    runs = []
     for name in [m for m in models if m not in LLM_MODELS]:
+        switch = "kernel" in {f.name for f in fields(get_model_class(name).config_cls)}
+        for choice in (kernels if kernels and switch else [None]):
+            runs.append((name, choice))
+    for name, choice in runs:
         torch.manual_seed(seed)
-        model = build_model(name, n_items=n_items, max_len=max_len, overrides=(overrides or {}).get(name)).to(dev)
+        over = dict((overrides or {}).get(name) or {}) | ({"kernel": choice} if choice else {})
+        model = build_model(name, n_items=n_items, max_len=max_len, overrides=over or None).to(dev)
         model.eval()
-        info = {"model": name, "params": model.n_params(True), "params_wo_emb": model.n_params(False),
+        info = {"model": name, "kernel_choice": choice,
+                "params": model.n_params(True), "params_wo_emb": model.n_params(False),
                 "kernel": kernel_path(model, dev), "device": str(dev), "threads": torch.get_num_threads()}
         for batch in batches:
             over = False
             for L in sorted(lengths):
-                row = {**info, "batch": batch, "length": L}
+                row = {**info, "mode": "inference", "batch": batch, "length": L}
                 if over:
                     rows.append({**row, "status": "over budget"})
                     continue
@@ -97,9 +140,17 @@ def bench_latency(models: list[str], lengths: list[int], batches: list[int], n_i
                 row["status"] = "ok"
                 over = one > budget_s
                 rows.append(row)
-                log(f"{name:10s} batch {batch:4d} L {L:5d}: {row['latency_ms_median']:9.2f} ms "
+                log(f"{name:10s}{f' [{choice}]' if choice else ''} batch {batch:4d} L {L:5d}: "
+                    f"{row['latency_ms_median']:9.2f} ms "
                     f"(p95 {row['latency_ms_p95']:.2f}), {row['throughput_users_s']:9.1f} users/s, "
                     f"+{row['peak_mem_mb']:.1f} MB, kernel {info['kernel']}")
+            for L in sorted(train_lengths or []):
+                row = {**info, "mode": "train_step", "batch": batch, "length": L, "status": "ok"}
+                row.update(measure_train_step(model, L, batch, n_items, dev, warmup=min(warmup, 1),
+                                              repeats=max(1, min(repeats, 3)), seed=seed))
+                rows.append(row)
+                log(f"{name:10s}{f' [{choice}]' if choice else ''} batch {batch:4d} L {L:5d}: "
+                    f"{row['latency_ms_median']:9.2f} ms per training step (fwd + bwd)")
     if llm:
         from .llm import bench_llm_latency
 
@@ -110,14 +161,16 @@ def bench_latency(models: list[str], lengths: list[int], batches: list[int], n_i
 
 def format_table(df: pd.DataFrame) -> str:
     """A per-model text table (what the command prints)."""
-    cols = ["batch", "length", "latency_ms_median", "latency_ms_p95", "throughput_users_s", "peak_mem_mb", "status"]
+    cols = ["mode", "batch", "length", "latency_ms_median", "latency_ms_p95", "throughput_users_s", "peak_mem_mb", "status"]
     parts = []
     is_llm = df["pipeline"].notna() if "pipeline" in df else pd.Series(False, index=df.index)
-    for name, g in df[~is_llm].groupby("model", sort=False):
+    choice = df["kernel_choice"].fillna("") if "kernel_choice" in df else pd.Series("", index=df.index)
+    for (name, kc), g in df[~is_llm].groupby([df["model"], choice], sort=False):
         r = g.iloc[0]
-        parts.append(f"\n== {name}: {r['params']:,} params ({r['params_wo_emb']:,} without embeddings), "
-                     f"kernel {r['kernel']}, device {r['device']}, {r['threads']} threads")
-        parts.append(g[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        parts.append(f"\n== {name}{f' (kernel={kc!r})' if kc else ''}: {r['params']:,} params "
+                     f"({r['params_wo_emb']:,} without embeddings), kernel path {r['kernel']}, device {r['device']}, "
+                     f"{r['threads']} threads")
+        parts.append(g[[c for c in cols if c in g]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if is_llm.any():
         parts.append("\n#### LLM recommenders: the whole pipeline per user at batch 1 (untrained, CPU; bench/llm.py)")
         for name, g in df[is_llm].groupby("model", sort=False):

@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("ssmrec_lib.cli.tune", "hyperparameter search on the validation split (Optuna, SQLite study)"),
     "report": ("ssmrec_lib.cli.report", "the reproduction table of the paper's Table 3 from finished runs"),
     "workbook": ("ssmrec_lib.cli.workbook", "run the notebooks through papermill and render HTML reports"),
+    "checkpoint": ("ssmrec_lib.cli.checkpoint", "check checkpoints with the safe loader; upgrade old-format ones"),
+    "reliability": ("ssmrec_lib.cli.reliability", "fault injection (kill -9, disk full, damaged files) and bad "
+                                                  "inputs: outputs/reliability/report.md"),
 }
 
 

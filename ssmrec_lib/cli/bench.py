@@ -1,5 +1,5 @@
-"""`python -m ssmrec_lib bench kernels|latency|streaming|training|data`: benchmarks that print figures (never timed
-tests). The measuring lives in ssmrec_lib/bench/ (one timer: bench/timer.py); this file parses and prints."""
+"""`python -m ssmrec_lib bench kernels|latency|streaming|training|ddp|data|scale`: benchmarks that print figures
+(never timed tests). The measuring lives in ssmrec_lib/bench/ (one timer: bench/timer.py); this file parses and prints."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ HELP = {
     "latency": "models: latency, throughput, memory vs sequence length",
     "streaming": "one new event with a per-user state vs re-encoding the history",
     "training": "training cost per model: seconds per epoch, validation, peak memory",
+    "ddp": "data-parallel training throughput with 1, 2, ... gloo processes (torchrun) and the speed-up",
     "data": "dataset preparation: seconds cold and from the cache, peak memory",
+    "scale": "Amazon '23 Beauty's scale on synthetic data: epoch time and memory, full CE vs sampled softmax",
 }
 
 
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:  # replaced by the sub-command's run via set_defaults
-    raise SystemExit("choose a benchmark: kernels, latency, streaming, training or data")
+    raise SystemExit("choose a benchmark: kernels, latency, streaming, training, ddp, data or scale")
 
 
 def _floats(fmt: str):
@@ -45,6 +47,8 @@ def kernels_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip a quadratic-form cell whose estimated memory exceeds this")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--ops", nargs="+", default=None, choices=("selective_scan", "ssd", "hydra_mixer"),
+                        help="only these ops (default: all)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sizes, one repeat")
     parser.add_argument("--out", default=None, help="also write the table as CSV here")
 
@@ -64,7 +68,7 @@ def kernels_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     df = kernels.bench_kernels(args.sizes, args.batch, args.d_inner, args.d_state, args.headdim, args.chunk_size,
                                args.repeats, args.budget_s, args.mem_budget_gb, args.device,
-                               log=lambda m: print(m, flush=True))
+                               log=lambda m: print(m, flush=True), ops=args.ops)
     print(f"\n{df.attrs['header']}\n")
     print(kernels.format_table(df))
     if args.out:
@@ -91,15 +95,27 @@ def latency_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="outputs/bench/latency.csv", help="CSV to write (with a .json of provenance)")
     parser.add_argument("--llm-profile", default="quick", choices=("smoke", "quick", "full"),
                         help="sizes of the LLM models (gpt4rec, mamrec, llamarec) when --models names them")
+    parser.add_argument("--kernels", default="",
+                        help="comma-separated kernel choices (ref,cpu,fused,auto) to time each SSM model under, side "
+                             "by side (e.g. ref,auto); default: each model's own setting, once")
+    parser.add_argument("--train-lengths", default="",
+                        help="comma-separated lengths at which to also time a training step (fwd + bwd of a "
+                             "full-softmax cross-entropy), rows with mode train_step")
 
 
 def latency_run(args: argparse.Namespace) -> int:
     from ..bench import latency, save
+    from ..errors import UserError
 
     lengths = [int(x) for x in str(args.lengths).split(",") if x]
     batches = [int(x) for x in str(args.batch).split(",") if x]
+    choices = [k for k in str(args.kernels).split(",") if k]
+    bad = sorted(set(choices) - {"ref", "cpu", "fused", "auto"})
+    if bad:
+        raise UserError(f"bench latency --kernels: {bad} not among ref, cpu, fused, auto")
     df = latency.bench_latency(args.models, lengths, batches, device=args.device, repeats=args.repeats,
-                               budget_s=args.budget_s, llm_profile=args.llm_profile)
+                               budget_s=args.budget_s, llm_profile=args.llm_profile, kernels=choices or None,
+                               train_lengths=[int(x) for x in str(args.train_lengths).split(",") if x] or None)
     print(latency.format_table(df))
     print(f"\nwrote {save(df, args.out)}")
     return 0
@@ -220,6 +236,37 @@ def compare_run(args: argparse.Namespace) -> int:
         print(f"wrote {stem}_compare_curves.png")
     except ImportError as e:  # matplotlib missing: the CSV holds the curves
         print(f"no figure ({e})")
+
+
+# ------------------------------------------------------------------------------------------------ ddp
+def ddp_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nprocs", type=int, nargs="+", default=[1, 2], help="process counts to time, in order")
+    parser.add_argument("--model", default="sasrec")
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--profile", default="quick", help="training profile whose settings are timed")
+    parser.add_argument("--steps", type=int, default=10, help="timed optimiser steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config overrides as for `train` (e.g. batch_size=256)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--timeout-s", type=float, default=600.0, help="per configuration")
+    parser.add_argument("--out", default="outputs/bench/ddp.csv")
+
+
+def ddp_run(args: argparse.Namespace) -> int:
+    from ..bench import save
+    from ..bench.ddp import COLUMNS, bench_ddp
+    from ..config import parse_overrides
+
+    df = bench_ddp(args.model, args.dataset, args.profile, tuple(args.nprocs), args.steps, args.warmup,
+                   args.threads, parse_overrides(args.overrides), args.data_dir, timeout_s=args.timeout_s,
+                   log=lambda m: print(m, flush=True))
+    r = df.iloc[0]
+    print(f"\n{args.model} on {args.dataset} ({args.profile} profile, {r['objective']}), global batch "
+          f"{r['batch_size']} samples, {args.threads} thread(s) per process, gloo on CPU; {args.steps} timed steps")
+    print(df[COLUMNS].to_string(index=False, float_format=_floats("{:.3f}")))
+    print(f"\nwrote {save(df, args.out)}")
     return 0
 
 
@@ -242,6 +289,45 @@ def data_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ scale
+def scale_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..bench.scale import H200_FP32_TFLOPS, SCALE_MODELS
+
+    parser.add_argument("--models", nargs="+", default=SCALE_MODELS)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="fraction of Beauty '23's users, items and interactions (1 = the real shape)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--max-len", type=int, default=50)
+    parser.add_argument("--n-sampled", type=int, default=1000, help="sampled softmax: negatives per batch")
+    parser.add_argument("--sampler", default="uniform", choices=("uniform", "popularity", "in_batch"))
+    parser.add_argument("--steps", type=int, default=6, help="timed training batches per (model, loss)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--sample-users", type=int, default=2048, help="users generated (training batches' pool)")
+    parser.add_argument("--eval-users", type=int, default=1024, help="validation users timed (full ranking)")
+    parser.add_argument("--mem-budget-gb", type=float, default=8.0,
+                        help="skip a full-CE batch whose logits would need more (4 float32 copies)")
+    parser.add_argument("--gpu-tflops", type=float, default=H200_FP32_TFLOPS,
+                        help="H200 throughput for the catalogue products (default: FP32 datasheet peak)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure what the H200 column estimates")
+    parser.add_argument("--out", default="outputs/bench/scale.csv")
+
+
+def scale_run(args: argparse.Namespace) -> int:
+    from ..bench import save
+    from ..bench.scale import bench_scale
+
+    df = bench_scale(args.models, args.scale, args.batch_size, args.max_len, args.n_sampled, args.sampler,
+                     args.steps, args.warmup, args.sample_users, args.eval_users, args.mem_budget_gb,
+                     args.gpu_tflops, args.threads, device=args.device, log=lambda m: print(m, flush=True))
+    print(f"\n{df.attrs['header']}\n")
+    print(df.to_string(index=False, float_format=_floats("{:.3f}")))
+    if args.scale != 1.0:
+        print(f"\n(scale {args.scale:g}: the projection is for this reduced shape; run --scale 1 for the real set)")
+    print(f"\nwrote {save(df, args.out)}")
+    return 0
+
+
 COMMANDS = {"kernels": (kernels_arguments, kernels_run), "latency": (latency_arguments, latency_run),
             "streaming": (streaming_arguments, streaming_run), "training": (training_arguments, training_run),
-            "data": (data_arguments, data_run)}
+            "ddp": (ddp_arguments, ddp_run), "data": (data_arguments, data_run), "scale": (scale_arguments, scale_run)}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..utils import atomic_path, atomic_write_bytes
+from ..utils import atomic_path, atomic_write_bytes, child_path
 from .pipeline import split_flat
 from .sources import cache_root
 from .types import SequenceData
@@ -37,7 +37,7 @@ def cache_key(name: str, source_records: list[dict], options: dict[str, Any], ve
 
 
 def cache_dir(name: str, key: str) -> Path:
-    return cache_root() / "prepared" / f"{name}-{key[:16]}"
+    return child_path(cache_root() / "prepared", f"{name}-{key[:16]}", "dataset name")
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

@@ -38,6 +38,7 @@ def read_columns(paths: Sequence[Path], *, user_col: str, item_col: str, time_co
         types[time_col] = pa.int64()
     tables = []
     for p in paths:
+        check_compression(p)
         try:
             t = pcsv.read_csv(
                 p, read_options=pcsv.ReadOptions(
@@ -45,11 +46,19 @@ def read_columns(paths: Sequence[Path], *, user_col: str, item_col: str, time_co
                     skip_rows=1 if column_names and header else 0),
                 parse_options=pcsv.ParseOptions(delimiter=sep),
                 convert_options=pcsv.ConvertOptions(include_columns=cols, column_types=types))
-        except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as e:
+        except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError, OSError) as e:  # OSError: a bad gzip stream
             raise locate_error(p, sep, cols, time_col, encoding, e, column_names, header) from e
         if any(t.column(c).null_count for c in cols) or any(
                 pc.any(pc.equal(ch.dictionary, "")).as_py() for c in (user_col, item_col) for ch in t.column(c).chunks):
             raise locate_error(p, sep, cols, time_col, encoding, ValueError("empty field"), column_names, header)
+        if time_col:
+            negative = np.flatnonzero(t.column(time_col).to_numpy() < 0)
+            if len(negative):
+                r = int(negative[0])
+                line = r + (1 if column_names and not header else 2)  # the first data line's number
+                raise DataError(f"{p}, line {line}: negative timestamp {t.column(time_col)[r].as_py()} in column "
+                                f"{time_col!r}; timestamps count seconds (or ms) since 1970 and cannot be negative. "
+                                "Fix the file, or pass time_col=none to take the file order as the time order")
         tables.append(t.select(cols))
     table = pa.concat_tables(tables).unify_dictionaries().combine_chunks() if tables else None
     if table is None or table.num_rows == 0:
@@ -66,6 +75,21 @@ def read_columns(paths: Sequence[Path], *, user_col: str, item_col: str, time_co
     i, iv = codes_vocab(item_col)
     time = table.column(time_col).to_numpy().astype(np.int64) if time_col else None
     return RawInteractions(user=u, item=i, user_vocab=uv, item_vocab=iv, time=time, **raw_kw)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def check_compression(path: Path) -> None:
+    """The file's name and content agree on gzip (pyarrow goes by the name, the rest of the code by the content)."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    named_gz = Path(path).name.endswith(".gz")
+    if named_gz and magic != GZIP_MAGIC:
+        raise DataError(f"{path} is named .gz but is not a gzip file (it starts with {magic!r}); rename it without "
+                        "the .gz suffix, or compress it with gzip")
+    if not named_gz and magic == GZIP_MAGIC:
+        raise DataError(f"{path} is gzip-compressed but its name does not end in .gz; rename it to {Path(path).name}.gz")
 
 
 def locate_error(path, sep, usecols, time_col, encoding, e, column_names=None, header=True) -> DataError:
@@ -100,4 +124,7 @@ def locate_error(path, sep, usecols, time_col, encoding, e, column_names=None, h
                         return malformed(path, n, line, f"expected an integer timestamp in column {time_col!r}")
     except UnicodeDecodeError as ue:
         return encoding_error(path, encoding, ue)
+    except (EOFError, OSError) as ge:  # gzip.BadGzipFile is an OSError; a cut stream ends in EOFError
+        return DataError(f"{path}: the gzip stream is truncated or damaged ({ge}); download or compress the file "
+                         "again (`gzip -t FILE` checks it)")
     return DataError(f"{path}: could not parse ({e})")

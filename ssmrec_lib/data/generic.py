@@ -55,8 +55,15 @@ def load_interactions_csv(path, *, user_col: str | None = None, item_col: str | 
     try:
         with open_text(path, encoding=encoding) as f:
             header_line = f.readline().rstrip("\r\n")
+            empty = not header_line and not f.read(1)
     except UnicodeDecodeError as e:
         raise encoding_error(path, encoding, e) from e
+    except (EOFError, OSError) as e:  # gzip.BadGzipFile is an OSError; a cut stream ends in EOFError
+        raise DataError(f"{path}: the gzip stream is truncated or damaged ({e}); download or compress the file "
+                        "again (`gzip -t FILE` checks it)") from e
+    if empty:
+        raise DataError(f"{path} is empty: expected a header line (e.g. user_id,item_id,timestamp) and one line "
+                        "per interaction")
     first = next(csv.reader([header_line], delimiter=sep)) if header_line else []
     names = list(columns) if columns else first
     if columns and first and len(first) != len(columns):

@@ -23,11 +23,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DataError, UnknownNameError
+from ..utils import safe_name
 from . import amazon2014, amazon2023, cache as cache_mod, generic, ml1m
 from .pipeline import PIPELINE_VERSION, RawInteractions, build_sequences
 from .sources import file_record
 from .spec import parse_dataset_spec
-from .synthetic import make_synthetic
+from .synthetic import make_synthetic, synthetic_options
 from .types import SequenceData
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ DATASETS: dict[str, DatasetSpec] = {}
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    DATASETS[spec.name] = spec
+    """Add `spec` under its name, which must be a safe folder name (utils.safe_name): it names cache folders."""
+    DATASETS[safe_name(spec.name, "dataset name")] = spec
     return spec
 
 
@@ -95,7 +97,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, kcore: int = 
     name, options = ref.name, {**ref.options, **options}
     kcore = int(options.pop("kcore", kcore))
     if name == "synthetic":
-        data = make_synthetic(**options)
+        data = make_synthetic(**synthetic_options(options))
         data.protocol.setdefault("counts", {"after_filter": _counts(data)})
         return data
     spec, files, _, par, pipe = prepare_raw(name, data_dir, **options)

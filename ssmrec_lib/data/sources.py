@@ -187,24 +187,60 @@ def fetch(remote: RemoteFile, dest_dir: Path, *, retries: int = 2, downloader: D
     )
 
 
+def safe_member_name(name: str) -> bool:
+    """A zip member name that stays inside the folder it is extracted to: relative, no '..' part, no drive."""
+    parts = name.replace("\\", "/").split("/")
+    return bool(name) and not name.startswith(("/", "\\")) and ":" not in parts[0] and ".." not in parts
+
+
 def extract_zip(zip_path: Path, members: dict[str, str], dest_dir: Path,
-                expected_sha256: dict[str, str] | None = None) -> None:
+                expected_sha256: dict[str, str] | None = None, max_bytes: int = 1 << 30) -> None:
     """Extract `members` (name inside the zip -> file name in dest_dir), all or nothing.
 
+    Checks before anything is written: every member name of the archive stays inside its folder (no absolute
+    path, no '..': a "zip slip" archive is refused whole), no wanted member is a symlink, each out name is a plain
+    file name, and the wanted members' declared uncompressed sizes add up to at most `max_bytes` (a zip bomb is
+    refused before a byte is inflated; reading never goes past a member's declared size).
     Everything is extracted into a temporary folder and checked against `expected_sha256` first; only then are
     the files renamed into `dest_dir`, in the order given (put the file that marks completeness last).
     """
+    import stat
     import zipfile
 
     expected_sha256 = expected_sha256 or {}
+    bad_out = [n for n in members.values() if not n or Path(n).name != n or n in (".", "..")]
+    if bad_out:
+        raise ValueError(f"extract_zip: out names must be plain file names, got {bad_out}")
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{zip_path}: not a readable zip archive ({e}); delete it and download it again") from e
+    unsafe = [i.filename for i in infos if not safe_member_name(i.filename)]
+    if unsafe:
+        raise DataError(f"{zip_path}: refused, members would be written outside the target folder {unsafe[:5]} "
+                        f"(a zip-slip archive, not the official file); nothing was extracted. Delete it and download "
+                        f"it again")
+    by_name = {i.filename: i for i in infos}
+    links = [n for n in members if n in by_name and stat.S_ISLNK(by_name[n].external_attr >> 16)]
+    if links:
+        raise DataError(f"{zip_path}: refused, members {links} are symbolic links; nothing was extracted")
+    declared = sum(by_name[n].file_size for n in members if n in by_name)
+    if declared > max_bytes:
+        raise DataError(f"{zip_path}: refused, its members declare {declared:,} bytes uncompressed, above the "
+                        f"limit of {max_bytes:,} for this dataset (a zip bomb or not the official archive); nothing "
+                        f"was extracted. Delete it and download it again")
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(dir=dest_dir, prefix=".extract-"))
     try:
         try:
             with zipfile.ZipFile(zip_path) as zf:
                 for inner, out_name in members.items():
+                    limit = zf.getinfo(inner).file_size
                     with open(tmp_dir / out_name, "wb") as f, zf.open(inner) as src:
-                        shutil.copyfileobj(src, f)
+                        if bounded_copy(src, f, limit) > limit:
+                            raise DataError(f"{zip_path}: {inner} inflates past its declared size {limit:,}; "
+                                            f"nothing was extracted")
         except (zipfile.BadZipFile, KeyError) as e:
             raise DataError(f"{zip_path}: not the expected archive ({e}); delete it and download it again") from e
         for out_name, want in expected_sha256.items():
@@ -215,3 +251,14 @@ def extract_zip(zip_path: Path, members: dict[str, str], dest_dir: Path,
             os.replace(tmp_dir / out_name, dest_dir / out_name)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def bounded_copy(src, dst, limit: int, chunk: int = 1 << 20) -> int:
+    """Copy from `src` to `dst` until EOF or just past `limit` bytes; the bytes read (> limit: stopped early)."""
+    n = 0
+    while block := src.read(min(chunk, limit + 1 - n)):
+        dst.write(block)
+        n += len(block)
+        if n > limit:
+            break
+    return n

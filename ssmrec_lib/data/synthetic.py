@@ -8,8 +8,11 @@ measurably beats popularity: that is what smoke runs and tests check.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
+from ..errors import DataError
 from .types import SequenceData
 
 
@@ -60,3 +63,39 @@ def make_synthetic(
             "kcore": None,
         },
     )
+
+
+def synthetic_options(options: dict) -> dict:
+    """`make_synthetic`'s keyword arguments from a dataset spec ("synthetic?n_users=200&zipf_a=1.2": values are
+    text), typed like its defaults; an unknown key or a value of the wrong type raises DataError naming it."""
+    params = inspect.signature(make_synthetic).parameters
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise DataError(f"dataset 'synthetic': unknown option(s) {unknown}; valid: {sorted(params)}")
+    out = {}
+    for key, value in options.items():
+        kind = type(params[key].default)
+        try:
+            out[key] = kind(value) if not isinstance(value, kind) else value
+            if kind is int and isinstance(value, str) and str(out[key]) != value.strip():
+                raise ValueError
+        except (TypeError, ValueError):
+            raise DataError(f"dataset 'synthetic': {key}={value!r} is not {'an integer' if kind is int else 'a number'}"
+                            f" (default {params[key].default})") from None
+    try:
+        make_synthetic_check(**{k: out.get(k, params[k].default) for k in params})
+    except ValueError as e:
+        raise DataError(f"dataset 'synthetic': {e}") from None
+    return out
+
+
+def make_synthetic_check(n_users, n_items, min_len, max_len, zipf_a, n_successors, p_transition, seed) -> None:
+    """The ranges make_synthetic's arguments must lie in (ValueError naming the first that does not)."""
+    if n_users < 1 or n_items < 1:
+        raise ValueError(f"n_users and n_items must be >= 1 (got {n_users}, {n_items})")
+    if not 1 <= min_len <= max_len:
+        raise ValueError(f"need 1 <= min_len <= max_len (got {min_len}, {max_len})")
+    if n_items < n_successors + 1 or n_successors < 1:
+        raise ValueError(f"need 1 <= n_successors < n_items (got {n_successors}, {n_items})")
+    if not 0 <= p_transition <= 1 or zipf_a < 0:
+        raise ValueError(f"need 0 <= p_transition <= 1 and zipf_a >= 0 (got {p_transition}, {zipf_a})")

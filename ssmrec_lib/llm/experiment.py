@@ -14,13 +14,12 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, to_dict
 from ..errors import UnknownNameError
 from ..profiles import LLM_MODELS
-from ..utils import git_sha, seed_everything
+from ..utils import child_path, git_sha, seed_everything
 from .gpt4rec import GPT4Rec, GPT4RecConfig, gen_config
 from .lm_train import finetune
 from .prompts import next_title_examples
@@ -42,7 +41,7 @@ def run_llm_experiment(model: str, dataset: str, profile: str = "quick", seed: i
         raise ConfigError(f"dataset {dataset!r} has no item titles: the LLM recommenders need item text")
     identity = llm_identity(model, profile, seed, overrides, data)
     run_id = make_run_id(model, dataset, profile, seed, identity)
-    run_dir = Path(out) / run_id
+    run_dir = child_path(out, run_id, "run id")
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     reused = reuse_finished(run_dir, identity)

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..checkpoint import load_checkpoint
 from ..config import from_dict
 from ..data.batching import pad_left
 from ..errors import UnknownNameError, UserError
@@ -160,8 +161,7 @@ def load_retriever(run_dir: Path, data):
         raise UserError(f"retriever_run {run_dir} is a {conf['model']} run, not lrurec")
     max_len = conf["train_config"]["max_len"]
     net = build_model("lrurec", data.n_items, max_len, conf["model_config"])
-    net.load_state_dict(torch.load(Path(run_dir) / "checkpoint_best.pt", map_location="cpu",
-                                   weights_only=False)["model"])
+    net.load_state_dict(load_checkpoint(Path(run_dir) / "checkpoint_best.pt", map_location="cpu")["model"])
     return net.eval(), max_len
 
 

@@ -38,7 +38,7 @@ class Hydra4RecConfig:
     readout: Literal["mask", "last"] = "mask"  # mask: append [MASK], cloze; last: last item, prefixes
     init: Literal["mamba4rec", "block"] = "mamba4rec"
     # ssm/kernels.py: "ref" PyTorch, "cpu" C++, "fused" CUDA, "auto" the fastest available;
-    # no C++ kernel for Hydra: "cpu" runs the PyTorch maths on CPU
+    # "cpu": the quasiseparable mixer's two SSD passes on the C++ recurrence; conv and norm in PyTorch
     kernel: Literal["auto", "ref", "cpu", "fused"] = "auto"
 
     def __post_init__(self) -> None:

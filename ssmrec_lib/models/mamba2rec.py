@@ -31,7 +31,7 @@ class Mamba2RecConfig:
     dropout: float = 0.2
     init: Literal["mamba4rec", "block"] = "mamba4rec"
     # ssm/kernels.py: "ref" PyTorch, "cpu" C++, "fused" CUDA, "auto" the fastest available;
-    # "cpu": the C++ streaming step; the SSD, conv and norm have no C++ kernel (PyTorch on CPU)
+    # "cpu": the C++ SSD recurrence and streaming step; the conv and norm have no C++ kernel (PyTorch on CPU)
     kernel: Literal["auto", "ref", "cpu", "fused"] = "auto"
 
     def __post_init__(self) -> None:

@@ -3,7 +3,8 @@
 For each page: LaTeX left as raw text (`$...$`, `$$`, `\\(`, `\\[`, `\\begin{`) in what the page shows, images
 that did not load (naturalWidth 0), console errors and uncaught exceptions, and any request for something outside
 the page's folder (http(s) or other hosts: an offline reader would never get it). A full-page screenshot of each
-page goes to `screens` when given.
+page goes to `screens` when given. `open(url, ready)` + `screenshot(path)` do the same for a page served on
+localhost (JupyterLab: tests/notebooks/test_jupyterlab.py).
 
 Chromium is driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`: JSON messages ending in NUL
 on file descriptors 3 and 4), so no port and no extra package. Network: every host name resolves to nothing
@@ -182,15 +183,41 @@ class Chromium:
                 if not (url.startswith(folder) or url.startswith(("data:", "about:", "blob:"))):
                     result.external_requests.append(url)
         if screenshot is not None:
-            size = self.send("Page.getLayoutMetrics", session=True)["cssContentSize"]
-            clip = {"x": 0, "y": 0, "width": max(self.width, int(size["width"])),
-                    "height": min(MAX_SHOT_HEIGHT, int(size["height"])), "scale": 1}
-            png = self.send("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True,
-                            clip=clip)["data"]
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            screenshot.write_bytes(base64.b64decode(png))
-            result.screenshot = str(screenshot)
+            result.screenshot = str(self.screenshot(screenshot))
         return result
+
+    def screenshot(self, path: Path, full_page: bool = True) -> Path:
+        """Save the page as a PNG: the whole page (up to MAX_SHOT_HEIGHT px) or the window only."""
+        clip = {"x": 0, "y": 0, "width": self.width, "height": self.height, "scale": 1}
+        if full_page:
+            size = self.send("Page.getLayoutMetrics", session=True)["cssContentSize"]
+            clip.update(width=max(self.width, int(size["width"])), height=min(MAX_SHOT_HEIGHT, int(size["height"])))
+        png = self.send("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=full_page,
+                        clip=clip)["data"]
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(png))
+        return path
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (JSON-serialisable values)."""
+        return self.send("Runtime.evaluate", session=True, expression=expression, returnByValue=True
+                         )["result"].get("value")
+
+    def open(self, url: str, ready: str = "true", timeout: float | None = None) -> float:
+        """Navigate to `url` (a local server: the network rules above let only localhost through) and wait until
+        the JavaScript expression `ready` is true (an app that draws after its load event, such as JupyterLab).
+        Returns the seconds it took; UserError after `timeout` (default: the browser's)."""
+        t0 = time.monotonic()
+        self.events.clear()
+        self.send("Page.navigate", session=True, url=url)
+        self.wait_for("Page.loadEventFired")
+        deadline = t0 + (timeout or self.timeout)
+        while not self.evaluate(f"Boolean({ready})"):
+            if time.monotonic() > deadline:
+                raise UserError(f"{url}: the page was not ready ({ready}) within {timeout or self.timeout:.0f} s")
+            time.sleep(0.5)
+        return time.monotonic() - t0
 
 
 def check_reports(folder: str | Path, screens: str | Path | None = None, browser: str | None = None

@@ -1,5 +1,10 @@
 """Figures for the notebooks. Every function returns a matplotlib Figure (the notebook shows and saves it);
 axes carry units; nothing here reads files or trains models.
+
+Alternative text: every figure here is a `ReportFigure`, which tells Jupyter a text description of itself (the
+output's metadata `image/png.alt`, IPython's `_repr_mimebundle_` protocol); the HTML reports write it as the
+<img> alt (templates/ssmrec). The text is the figure's `alt` where a function sets one, else `describe(fig)`:
+each panel's title, "y against x" from its axis labels, and its legend entries.
 """
 
 from __future__ import annotations
@@ -13,14 +18,46 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
+from matplotlib.figure import Figure
 import pandas as pd
 import seaborn as sns
 
 sns.set_theme(style="whitegrid", context="notebook")
 
 
+MAX_LEGEND = 8  # legend entries named in a description
+
+
+def describe(fig: Figure) -> str:
+    """A figure in words for readers who cannot see it: the suptitle, then per panel its title, "y against x"
+    and the legend's entries (panels with neither a title nor both axis labels, such as colour bars, are left out)."""
+    parts = [fig.get_suptitle()] if fig.get_suptitle() else []
+    for ax in fig.axes:
+        title, x, y = ax.get_title(), ax.get_xlabel(), ax.get_ylabel()
+        if not title and not (x and y):
+            continue
+        text = title + (f"{': ' if title else ''}{y} against {x}" if x and y else "")
+        leg = ax.get_legend()
+        names = [t.get_text() for t in leg.get_texts()] if leg is not None else []
+        if names:
+            text += f" ({', '.join(names[:MAX_LEGEND])}{', ...' if len(names) > MAX_LEGEND else ''})"
+        parts.append(text)
+    return "; ".join(parts) or "figure without titles or axis labels"
+
+
+class ReportFigure(Figure):
+    """A Figure that gives Jupyter its alternative text: displaying it adds {"image/png": {"alt": ...}} to the
+    output's metadata (the PNG itself still comes from the inline backend's formatter)."""
+
+    alt: str = ""  # set by a plotting function where its titles say too little; else describe(self)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {}, {"image/png": {"alt": self.alt or describe(self)}}
+
+
 def _fig(ncols: int = 1, width: float = 6.0, height: float = 4.0):
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, constrained_layout=True,
+                             FigureClass=ReportFigure)
     return fig, axes[0]
 
 
@@ -223,6 +260,9 @@ def discretization_responses(df: pd.DataFrame, ylabel: str = "step response y(t)
         ax.set_xlabel("time t (units of 1/|a|)")
     axes[0].set_ylabel(ylabel)
     axes[-1].legend(fontsize="small")
+    dts = ", ".join(f"{dt:g}" for dt in sorted(df.loc[df["method"] != "exact", "dt"].unique()))
+    fig.alt = (f"{ylabel} of the discretised SSM against time, one panel per rule ({', '.join(methods)}), "
+               f"for dt = {dts}, each against the exact continuous response")
     return fig
 
 
@@ -240,7 +280,7 @@ def recurrence_vs_convolution(res: dict) -> plt.Figure:
 
 def selectivity(df: pd.DataFrame) -> plt.Figure:
     """State of an LTI vs a selective SSM on a stream with reset tokens, and the selective step size."""
-    fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True, constrained_layout=True)
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True, constrained_layout=True, FigureClass=ReportFigure)
     axes[0].plot(df["t"], df["h_lti"], label="LTI (fixed dt)")
     axes[0].plot(df["t"], df["h_selective"], label="selective (dt depends on x_t)")
     for t in df.loc[df["is_reset"], "t"]:

@@ -58,6 +58,8 @@ def targets_for(dataset: str, model: str) -> dict[str, float]:
     """ML-1M: TARGETS. Elsewhere: the paper's row for the model on that dataset (or its stand-in's), if any."""
     if dataset == "ml-1m":
         return TARGETS.get(model, {})
+    if paper.is_offline_sample(dataset):  # a few dozen users: no target means anything there
+        return {}
     p = paper.reference(dataset)[1].set_index("model")
     name = paper.MODEL_TO_PAPER.get(model, model)
     if name not in p.index:
@@ -138,12 +140,56 @@ def paired_section(runs: pd.DataFrame, dataset: str) -> list[str]:
             to_markdown(table), ""]
 
 
+def missing_rows(table: pd.DataFrame, dataset: str) -> list[str]:
+    """Markdown lines: each row of the paper's table for `dataset` that has no row of ours, and why (a text model on
+    data without item titles, an unidentified baseline, or simply not run yet)."""
+    ours = set(table["paper_name"]) if not table.empty else set()
+    name = paper.dataset_name(dataset)
+    lines = []
+    for _, r in paper.reference(dataset)[1].iterrows():
+        if r["model"] in ours:
+            continue
+        model = next((k for k, v in paper.MODEL_TO_PAPER.items() if v == r["model"]), r["model"].lower())
+        if r["model"] in paper.UNIDENTIFIED:
+            why = paper.UNIDENTIFIED[r["model"]]
+        elif model in paper.TEXT_MODELS and name in paper.STAND_INS:
+            why = "needs item text: not available offline (the Amazon 2014 stand-in files carry no titles)"
+        elif model in paper.TEXT_MODELS:
+            why = f"not run yet: `python -m ssmrec_lib llm --model {model} --dataset '{dataset}'`"
+        else:
+            why = f"not run yet: `python -m ssmrec_lib train --model {model} --dataset '{dataset}'`"
+        fig = ", ".join(f"{m} {r[m]:.3f}" for m in METRICS if pd.notna(r[m]))
+        lines.append(f"- {r['model']} (paper: {fig or 'no figures'}): {why}")
+    return ["Rows of the paper's table without a row of ours:", *lines, ""] if lines else []
+
+
+def protocol_lines(runs: pd.DataFrame) -> list[str]:
+    """One 'Protocol: ...' line per distinct evaluation protocol among `runs`, naming its models when several differ
+    (the sequence models rank every item; the text models rank a generated list)."""
+    groups = runs.groupby("protocol", sort=False)["model"].apply(lambda m: ", ".join(sorted(set(m))))
+    if len(groups) == 1:
+        return [f"Protocol: {groups.index[0]}."]
+    return [f"Protocol ({models}): {proto}." for proto, models in groups.items()]
+
+
+def data_line(runs: pd.DataFrame, dataset: str) -> list[str]:
+    """The data every row was trained on (from the first run's config.json), and the warning when it is only the
+    Amazon '23 offline sample (paper.subset_note)."""
+    info = json.loads((Path(runs["run_dir"].iloc[0]) / "config.json").read_text()).get("dataset_info") or {}
+    src = (info.get("protocol") or {}).get("source_format")
+    line = (f"Data: `{dataset}`: {info.get('n_users', 0):,} users, {info.get('n_items', 0):,} items, "
+            f"{info.get('n_interactions', 0):,} interactions" + (f" ({src})" if src else "") + ".")
+    note = paper.subset_note(dataset, info)
+    return [*([f"**{note}**", ""] if note else []), line]
+
+
 def write_report(runs_root: str | Path, dataset: str, out: str | Path,
                  data_dir: str | None = None) -> tuple[Path, Path, Path | None]:
     """Write reproduction_<dataset>.csv/.md (and the validation-curve figure) under `out`.
 
     Only runs whose identity matches this code enter (tables.check_identities); the others are listed as left
     out, with the reason."""
+    from ..data.spec import safe_label
     from ..utils import atomic_write_text, environment_info
 
     runs = collect_runs(runs_root)
@@ -157,10 +203,9 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
                          f"(looked for */metrics.json; left out: {stale or 'none'})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"reproduction_{dataset}"
+    stem = f"reproduction_{safe_label(dataset)}"  # a spec's '?', '&', '=' and '/' never reach a file name
     csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
     atomic_write_text(csv_path, table.to_csv(index=False))
-    proto = runs[runs["dataset"] == dataset]["protocol"].iloc[0]
     short = table[["model", "overrides", "seeds", *METRICS, *(f"sd_{m}" for m in METRICS),
                    *(f"paper_{m}" for m in METRICS), *(f"gap_{m}" for m in METRICS),
                    "targets_met", "valid_ndcg@10", "best_epochs", "epochs_run", "sec_per_epoch", "params",
@@ -168,14 +213,17 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
     env = environment_info()
     title, _, stand_in = paper.reference(dataset)
     target_line = ("targets: the paper's row; SASRec: HR@10 0.30" if dataset == "ml-1m"
+                   else "none: an offline sample is no benchmark" if paper.is_offline_sample(dataset)
                    else "targets: the paper's row for the model, where it has one")
     md = [f"# Reproduction of the paper's {title} on {dataset}", "",
           *([f"**{stand_in}**", ""] if stand_in else []),
-          f"Test metrics with the best-validation checkpoint, scored once. Protocol: {proto}.",
+          *data_line(runs, dataset),
+          "Test metrics with the best-validation checkpoint, scored once.", *protocol_lines(runs),
           "Metrics are means over the seeds run; sd_* = their sample standard deviation. "
           f"gap = ours - target ({target_line}). sec_per_epoch = mean training "
           "seconds per epoch as logged by each run (validation excluded).", "",
-          to_markdown(short), "", *anchor_lines(dataset), *paired_section(runs, dataset),
+          to_markdown(short), "", *missing_rows(table, dataset), *anchor_lines(dataset),
+          *paired_section(runs, dataset),
           "Configurations compared on validation (the row above uses the best):",
           *(f"- {m}: {v}" for m, v in zip(table["model"], table["variants"])), "",
           "Runs (each one's identity, recomputed by this code from its command and the dataset, matches the one "

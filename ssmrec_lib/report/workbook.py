@@ -11,8 +11,12 @@ For a profile (smoke | quick | full) the runner executes, in order:
 into outputs/<profile>/<name>.ipynb, renders each twice (render.py: <name>.html, the reader's report without code,
 and <name>.code.html, the whole notebook; maths as MathML, no script from the network), and writes
 outputs/<profile>/index.html: the headline (results beside the paper, the figures: landing.py), then every report,
-run and result file. A failing notebook stops the run with the failing cell's error; its partial output notebook
-and HTML are kept.
+run and result file. The console shows one line per step and, while a training step runs, one per epoch
+(progress.py); papermill's and the kernels' messages go to outputs/<profile>/workbook.log. A failing notebook
+stops the run with the failing cell's error; its partial output notebook and HTML are kept. The index is rewritten
+after every step: a step is "ok" only once its notebook ran to the end (an interrupted one shows "interrupted", a
+killed process leaves it "pending"); running the same command again redoes it, and the trained runs it reaches are
+resumed or reused by identity.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from typing import Any
 from ..data.spec import format_dataset_spec, parse_dataset_spec
 from ..errors import UnknownNameError, UserError
 from ..profiles import LLM_MODELS, WORKBOOK_PROFILES
-from ..utils import atomic_write_text, environment_info
+from ..utils import atomic_write_text, child_path, environment_info, safe_name
 from .landing import headline_html
+from .progress import EpochTail
 from .render import CODE_SUFFIX, render_html
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (ssmrec_lib/report/workbook.py)
@@ -72,7 +77,8 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
         for model in models + llm_models:
             for seed in p.seeds:
                 steps.append(Step(
-                    "03_train.ipynb", f"03_train_{model}_{parse_dataset_spec(dataset).label}_s{seed}",
+                    "03_train.ipynb",
+                    safe_name(f"03_train_{model}_{parse_dataset_spec(dataset).label}_s{seed}", "notebook output"),
                     {**common, "model": model, "dataset": dataset, "seed": seed, "force": force},
                     f"Train {model} on {dataset} (seed {seed})",
                 ))
@@ -205,7 +211,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;
 table.results{{font-variant-numeric:tabular-nums}}.protocol{{color:#555;font-size:.9em}}
 .figures{{display:flex;flex-wrap:wrap;gap:1em}}figure{{flex:1 1 28em;margin:1em 0}}figure img{{width:100%}}
 figcaption{{color:#555;font-size:.9em}}.code{{font-size:.85em}}
-.ok{{color:#1a7f37}}.reused{{color:#9a6700}}.failed{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
+.ok{{color:#1a7f37}}.reused{{color:#9a6700}}.failed,.interrupted{{color:#cf222e;font-weight:bold}}.pending{{color:#888}}
 .err{{color:#cf222e;font-family:monospace;font-size:.85em}}code{{background:#f4f4f4;padding:0 .2em}}</style></head>
 <body><h1>ssmrec workbook: <code>{profile}</code> profile</h1>
 <p>{html.escape(WORKBOOK_PROFILES[profile].description)}</p>
@@ -260,7 +266,7 @@ def console_to_log(log_path: Path):
 def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, models: list[str] | None = None,
                  out_root: str | Path = ROOT / "outputs", data_dir: str | None = None, force: bool = False,
                  only: list[str] | None = None) -> list[Step]:
-    out_dir = Path(out_root) / profile
+    out_dir = child_path(out_root, profile, "profile")
     out_dir.mkdir(parents=True, exist_ok=True)
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     planned = plan(profile, datasets, models, out_dir.resolve(), data_dir, force)
@@ -274,8 +280,14 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
     print(f"papermill, nbconvert and kernel messages: {out_dir / LOG_NAME}", flush=True)
     for i, step in enumerate(steps, 1):
         print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
-        with console_to_log(out_dir / LOG_NAME):
-            execute(step, out_dir)
+        try:
+            with console_to_log(out_dir / LOG_NAME), EpochTail(out_dir / "runs"):  # one line per epoch (progress.py)
+                execute(step, out_dir)
+        except BaseException as e:  # Ctrl-C, a dead kernel: the index says so, never "ok"
+            step.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            step.error = step.error or f"{type(e).__name__}: {e}"
+            write_index(out_dir, profile, planned, since)
+            raise
         print(f"[{i}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s", flush=True)
         write_index(out_dir, profile, planned, since)
         if step.status == "failed":

@@ -10,6 +10,8 @@ Extensions, one per op that has a C++ kernel (`EXTENSIONS`):
     selective_scan   csrc/selective_scan_cpu.cpp   forward + backward of the Mamba1 scan (`selective_scan_cpu`)
     stream_step      csrc/stream_step_cpu.cpp      one streaming event of a whole Mamba / Mamba2 recommender
                                                    (packed and called by `ssm/fused_step.py`)
+    ssd              csrc/ssd_cpu.cpp              forward + backward of the Mamba2 SSD recurrence (`ssd_cpu`):
+                                                   one exp per (row, head, step), B / C read once per group
 
 - Built with `torch.utils.cpp_extension.load` (needs a C++ compiler and `ninja`), `-O3 -march=native -ffast-math`,
   parallel with ATen's OpenMP thread pool (`torch.set_num_threads` applies).
@@ -23,7 +25,8 @@ Extensions, one per op that has a C++ kernel (`EXTENSIONS`):
 - Scan backward: the forward saves only its inputs; the backward RECOMPUTES each channel's states into a
   thread-local (L+1) x N buffer (no (B, D, L, N) tensor is ever stored), then runs the adjoint recurrence.
 - Scan dtypes: float32 and float64 run natively; other dtypes (bf16, fp16) are computed in float32 and cast back.
-- Timings against the reference: `python -m ssmrec_lib bench kernels` (selective_scan rows "ref" vs "fast").
+- SSD backward: likewise recomputes the (l + 1) x p x n states of one (row, head) into a thread-local buffer.
+- Timings against the reference: `python -m ssmrec_lib bench kernels` (rows "ref" vs "fast"; docs/cpu_ssd.md).
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ import torch
 log = logging.getLogger(__name__)
 
 __all__ = ["EXTENSIONS", "available", "build_info", "disabled", "module", "scan_unsupported", "selective_scan_cpu",
-           "unavailable_reason"]
+           "ssd_cpu", "ssd_unsupported", "unavailable_reason"]
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 EXTENSIONS = {  # op -> (source, build-name prefix, what the log calls it)
     "selective_scan": (CSRC / "selective_scan_cpu.cpp", "ssmrec_scan_cpu", "CPU scan extension"),
     "stream_step": (CSRC / "stream_step_cpu.cpp", "ssmrec_stream_step", "fused streaming step"),
+    "ssd": (CSRC / "ssd_cpu.cpp", "ssmrec_ssd_cpu", "CPU SSD extension"),
 }
 SOURCE = EXTENSIONS["selective_scan"][0]
 CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]  # -ffast-math: lets gcc vectorise exp (libmvec)
@@ -118,7 +122,7 @@ def disabled() -> bool:
 
 
 def module(op: str):
-    """The compiled extension of `op` ("selective_scan" | "stream_step"), built on the first call; None when it
+    """The compiled extension of `op` ("selective_scan" | "stream_step" | "ssd"), built on the first call; None when it
     is disabled or does not build. Every use of a C++ kernel goes through this function."""
     if op not in EXTENSIONS:
         raise ValueError(f"no C++ extension for {op!r}; there is one for {sorted(EXTENSIONS)}")
@@ -219,3 +223,62 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         raise ValueError(why)
     y, last = _SelectiveScanCPU.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return (y, last) if return_last_state else y
+
+
+# ------------------------------------------------------------------------------------------------ SSD
+def ssd_unsupported(X: torch.Tensor, A: torch.Tensor) -> str | None:
+    """None when the C++ SSD covers these inputs, else why not (CPU tensors, a real scalar A per head)."""
+    if X.device.type != "cpu":
+        return f"the C++ SSD runs on CPU tensors, got {X.device.type}"
+    if A.dim() != 1 or torch.is_complex(A):
+        return "the C++ SSD covers a real scalar A per head (h,)"
+    return None
+
+
+def _ssd_module():
+    mod = module("ssd")
+    if mod is None:
+        raise RuntimeError(f"C++ SSD unavailable: {unavailable_reason('ssd')}")
+    return mod
+
+
+class _SSDCPU(torch.autograd.Function):
+    """Autograd wrapper: forward saves the (float) inputs; backward recomputes the states in C++."""
+
+    @staticmethod
+    def forward(ctx, X, dt, A, B, C, initial_states):
+        ctype = torch.float64 if X.dtype == torch.float64 else torch.float32
+        ctx.dtypes = [None if t is None else t.dtype for t in (X, dt, A, B, C, initial_states)]
+        cast = lambda t: None if t is None else t.detach().to(ctype).contiguous()  # noqa: E731
+        X_, dt_, A_, B_, C_, S0 = (cast(t) for t in (X, dt, A, B, C, initial_states))
+        y, last = _ssd_module().fwd(X_, dt_, A_, B_, C_, _empty(X_) if S0 is None else S0)
+        ctx.save_for_backward(X_, dt_, A_, B_, C_, S0)
+        ctx.set_materialize_grads(False)
+        return y, last
+
+    @staticmethod
+    def backward(ctx, dy, dlast):
+        X_, dt_, A_, B_, C_, S0 = ctx.saved_tensors
+        dy = torch.zeros_like(X_) if dy is None else dy.to(X_.dtype).contiguous()
+        dlast = _empty(X_) if dlast is None else dlast.to(X_.dtype).contiguous()
+        dX, ddt, dA_part, dB_part, dC_part, dS0 = _ssd_module().bwd(
+            dy, dlast, X_, dt_, A_, B_, C_, _empty(X_) if S0 is None else S0)
+        b, l, g, n = B_.shape
+        h = X_.shape[2]
+        # (b, h, l, n) per head -> (b, l, g, n): the heads of a group share B and C
+        per_group = lambda t: t.view(b, g, h // g, l, n).sum(2).transpose(1, 2)  # noqa: E731
+        grads = [dX, ddt, dA_part.sum(0), per_group(dB_part), per_group(dC_part), dS0 if S0 is not None else None]
+        return tuple(None if gr is None else gr.to(dtype) for gr, dtype in zip(grads, ctx.dtypes))
+
+
+def ssd_cpu(X, dt, A, B, C, initial_states=None):
+    """The SSD recurrence on the C++ kernel: y_t = S_t C_t, S_t = exp(dt_t A) S_{t-1} + dt_t x_t B_t^T per head.
+
+    X (b, l, h, p); dt (b, l, h) already biased / softplus-ed; A (h,); B, C (b, l, g, n); initial_states
+    (b, h, p, n) | None. Returns (y (b, l, h, p), final states (b, h, p, n)) in the compute dtype (float32, or
+    float64 for float64 X). No D, no gate: `ssd.ssd` adds them. Raises ValueError for inputs it does not cover.
+    """
+    why = ssd_unsupported(X, A)
+    if why is not None:
+        raise ValueError(why)
+    return _SSDCPU.apply(X, dt, A, B, C, initial_states)

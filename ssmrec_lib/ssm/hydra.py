@@ -4,7 +4,7 @@ Quasiseparable mixer, per head (X (b, l, h, p)):
 
     QS(X) = shift(SS_fw(X)) + flip(shift(SS_bw(flip(X)))) + D_diag * X
 
-SS is the causal SSD of `ssd.py`; `shift` moves outputs one step later (y_t <- y_{t-1}, y_0 = 0) so that in
+SS is the causal SSD of `ssd.py` (on the path `kernel` resolves to: on CPU the C++ recurrence); `shift` moves outputs one step later (y_t <- y_{t-1}, y_0 = 0) so that in
 each direction position t sees only s < t (forward) or s > t (backward); the diagonal is a separate,
 data-dependent term D_diag_t = fc_D(x_t) + D. As a matrix (`quasiseparable_matrix`), for s < t, s > t, s = t:
 

@@ -4,7 +4,8 @@ try/except) and loads the C++ extension (through `ssm/cpu_ext.py`, which builds 
 kernel = "ref" | "cpu" | "fused" | "auto", resolved per op (`OPS`) for the device of the op's tensors:
 - "ref":   pure-PyTorch maths, on any device. Never loads the C++ extension nor imports the CUDA packages.
 - "cpu":   the C++ extension (`ssm/csrc`, built by `ssm/cpu_ext.py`) for the ops it implements: the selective
-           scan and the streaming step of Mamba4Rec / 2Mamba4Rec (`ssm/fused_step.py`). The other ops have no
+           scan, the SSD recurrence (2Mamba4Rec and, through it, Hydra4Rec's quasiseparable mixer) and the
+           streaming step of Mamba4Rec / 2Mamba4Rec (`ssm/fused_step.py`). The other ops have no
            C++ kernel and run the PyTorch maths. CPU tensors only. Raises `KernelUnavailable` with the hint when
            the extension does not build, is disabled (SSMREC_DISABLE_CPU_EXT=1), or does not cover the inputs
            (e.g. constant B / C for the scan, a float64 or training-mode model for the streaming step).
@@ -39,7 +40,7 @@ CHOICES = ("auto", "ref", "cpu", "fused")
 OPS: dict[str, tuple[bool, str | None]] = {
     "selective_scan": (True, "selective_scan_fn"),
     "selective_state_update": (False, "selective_state_update"),
-    "ssd": (False, "mamba_chunk_scan_combined"),
+    "ssd": (True, "mamba_chunk_scan_combined"),
     "rms_norm_gated": (False, "rms_norm_gated_fn"),
     "causal_conv1d": (False, "causal_conv1d_fn"),
     "causal_conv1d_update": (False, "causal_conv1d_update"),
@@ -117,17 +118,20 @@ def fused_kernels() -> FusedKernels:
 
 def cpu_kernel(op: str):
     """The C++ implementation of `op`, for the op's module to call once `resolve(...)` said "cpu":
-    "selective_scan" -> the autograd-wrapped scan (`cpu_ext.selective_scan_cpu`), "stream_step" -> the compiled
-    extension (its `model_step`, used by `ssm/fused_step.py`). Raises KernelUnavailable when it does not load."""
+    "selective_scan" -> the autograd-wrapped scan (`cpu_ext.selective_scan_cpu`), "ssd" -> the autograd-wrapped
+    SSD recurrence (`cpu_ext.ssd_cpu`), "stream_step" -> the compiled extension (its `model_step`, used by
+    `ssm/fused_step.py`). Raises KernelUnavailable when it does not load."""
     if not OPS.get(op, (False, None))[0]:
         raise ValueError(f"{op!r} has no C++ kernel; these do: {[o for o, (c, _) in OPS.items() if c]}")
     why = cpu_ext.unavailable_reason(op)
     if why is not None:
         raise KernelUnavailable(f"cpu {op} unavailable ({why}). {CPU_HINT}")
-    return cpu_ext.selective_scan_cpu if op == "selective_scan" else cpu_ext.module(op)
+    wrapped = {"selective_scan": cpu_ext.selective_scan_cpu, "ssd": cpu_ext.ssd_cpu}
+    return wrapped.get(op) or cpu_ext.module(op)
 
 
 scan_cpu_unsupported = cpu_ext.scan_unsupported  # (u, A, B, C) -> why the C++ scan cannot take them, or None
+ssd_cpu_unsupported = cpu_ext.ssd_unsupported  # (X, A) -> why the C++ SSD cannot take them, or None
 
 
 def cpu_unavailable_reason(op: str) -> str | None:

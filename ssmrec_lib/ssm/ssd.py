@@ -10,7 +10,8 @@ Per head h (A_h < 0 a scalar), batch b, time t, with x_t in R^P and state h_t in
     M = L o (C B^T) diag(dt),  L[t, s] = exp(segsum(dt A)[t, s])   (1-semiseparable mask)
 
 `ssd_chunked` is the 4-step block decomposition of M (Dao & Gu 2024, listing 1): diagonal blocks as attention,
-off-diagonal blocks through the chunk states.
+off-diagonal blocks through the chunk states. `ssd(kernel=)` dispatches: "ref" -> `ssd_chunked`; "cpu" -> the
+recurrence in C++ (`ssm/csrc/ssd_cpu.cpp`, one exp per head and step; docs/cpu_ssd.md); "fused" -> mamba-ssm.
 
 Glossary (code <-> paper):
     X   (b, l, h, p)  input per head                    x
@@ -208,11 +209,21 @@ def ssd_chunked(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=No
 
 def ssd(X, dt, A, B, C, chunk_size: int = 64, D=None, z=None, dt_bias=None, dt_softplus=False,
         initial_states=None, return_final_states=False, kernel: kernels.KernelChoice = "auto"):
-    """Dispatch (`kernels.resolve`): "fused" -> `mamba_chunk_scan_combined` (CUDA, mamba-ssm); "ref" and "cpu"
-    (there is no C++ SSD) -> `ssd_chunked`; "auto" -> fused on CUDA when it imports. Same arguments."""
-    if kernels.resolve(kernel, "ssd", X.device) == "fused":
+    """Dispatch (`kernels.resolve`): "fused" -> `mamba_chunk_scan_combined` (CUDA, mamba-ssm); "cpu" -> the C++
+    recurrence (`cpu_ext.ssd_cpu`: exact, so `chunk_size` does not enter), then D x and the gate here; "ref" ->
+    `ssd_chunked`; "auto" -> fused on CUDA when it imports, the C++ recurrence on CPU when it builds. Same
+    arguments and shapes as `ssd_chunked`."""
+    why_not_cpp = kernels.ssd_cpu_unsupported(X, A) if kernel in ("cpu", "auto") else None
+    path = kernels.resolve(kernel, "ssd", X.device, cpu_unsupported=why_not_cpp)
+    if path == "fused":
         fn = kernels.fused_kernels().mamba_chunk_scan_combined
         return fn(X, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias, initial_states=initial_states,
                   dt_softplus=dt_softplus, return_final_states=return_final_states)
+    if path == "cpu":
+        _check(X, dt, A, B, C)
+        dt = prepare_dt(dt, dt_bias, dt_softplus)  # (b, l, h) in the compute dtype; autograd through softplus
+        y, final = kernels.cpu_kernel("ssd")(X, dt, A, B, C, initial_states)
+        y = _finish(y, X, D, z).to(X.dtype)
+        return (y, final) if return_final_states else y
     return ssd_chunked(X, dt, A, B, C, chunk_size=chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=dt_softplus,
                        initial_states=initial_states, return_final_states=return_final_states)

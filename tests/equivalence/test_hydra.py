@@ -89,3 +89,47 @@ def test_padded_values_never_reach_real_positions_either_side():
 def test_rejects_even_conv_width():
     with pytest.raises(Exception, match="odd d_conv"):
         Hydra(64, d_conv=4)
+
+
+# ---------------------------------------------------------------- on the C++ SSD (kernel="cpu")
+
+def _need_cpp():
+    from ssmrec_lib.ssm import cpu_ext
+
+    if not cpu_ext.available("ssd"):
+        pytest.skip(f"C++ SSD unavailable: {cpu_ext.build_info('ssd')}")
+
+
+@pytest.mark.parametrize("l,ngroups", [(19, 2), (8, 1), (1, 2)])
+def test_cpp_mixer_equals_quasiseparable_matrix(l, ngroups):
+    _need_cpp()
+    inp = mixer_args(l=l, ngroups=ngroups)
+    y = quasiseparable_mixer(**inp, kernel="cpu")
+    M = quasiseparable_matrix(**{k: v for k, v in inp.items() if k != "X"})
+    torch.testing.assert_close(y, torch.einsum("bhts,bshp->bthp", M, inp["X"]), rtol=1e-10, atol=1e-10)
+
+
+def test_cpp_mixer_gradients_equal_the_pytorch_path():
+    _need_cpp()
+    inp = mixer_args(l=23)
+    w = torch.randn(2, 23, 4, 32, dtype=f64)
+    grads = []
+    for kernel in ("ref", "cpu"):
+        leaves = {k: v.clone().requires_grad_() for k, v in inp.items()}
+        y = quasiseparable_mixer(**leaves, chunk_size=8, kernel=kernel)
+        names = sorted(leaves)
+        grads.append(dict(zip(names, torch.autograd.grad((y * w).sum(), [leaves[k] for k in names]))))
+    for k in grads[0]:
+        torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-10, atol=1e-10, msg=k)
+
+
+def test_cpp_block_with_padding_either_side_equals_the_pytorch_path():
+    _need_cpp()
+    ref, cpu = block(), block(kernel="cpu")
+    cpu.load_state_dict(ref.state_dict())
+    mask = torch.ones(3, 25, dtype=torch.bool)
+    mask[:, :4] = False
+    mask[1, -3:] = False
+    mask[2, :11] = False
+    u = torch.randn(3, 25, 64, dtype=f64)
+    torch.testing.assert_close(cpu(u, mask), ref(u, mask), rtol=1e-10, atol=1e-10)

@@ -1,6 +1,8 @@
 """The notebooks as committed (thin, parameterised, no outputs) and the smoke workbook end to end."""
 
 import ast
+import contextlib
+import io
 import json
 import re
 from pathlib import Path
@@ -60,7 +62,12 @@ def test_llm_models_train_through_03_after_the_sequence_models(tmp_path):
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("workbook")
-    steps = run_workbook("smoke", out_root=out)
+    console = io.StringIO()  # what the reader's terminal shows (the progress thread prints to sys.stdout too)
+    try:
+        with contextlib.redirect_stdout(console):
+            steps = run_workbook("smoke", out_root=out)
+    finally:
+        (out / "console.txt").write_text(console.getvalue())
     return out / "smoke", steps
 
 
@@ -73,6 +80,42 @@ def test_smoke_workbook_runs_every_notebook(smoke_run):
         assert (root / f"{s.output}.html").exists() and (root / f"{s.output}{CODE_SUFFIX}").exists()
         assert f'href="{s.output}.html"' in index
         assert index.index(f'href="{s.output}.html"') < index.index(f'href="{s.output}{CODE_SUFFIX}"')
+
+
+def test_smoke_console_shows_a_line_per_step_and_per_training_epoch(smoke_run):
+    """The terminal: two lines per step ([i/n] title ..., then its status) and, while a training step runs, one
+    line per epoch each run's log.jsonl holds (report/progress.py); nothing from papermill or the kernels."""
+    root, steps = smoke_run
+    console = (root.parent / "console.txt").read_text()
+    n = len(steps)
+    for i, s in enumerate(steps, 1):
+        assert f"[{i}/{n}] {s.title} ..." in console and f"[{i}/{n}] {s.title}: ok in " in console
+    trained = 0
+    for log in (root / "runs").glob("*/log.jsonl"):
+        conf = json.loads((log.parent / "config.json").read_text())
+        first = 1 if "backbone" in conf else 0  # LLM fine-tuning counts epochs from 1, the Trainer from 0
+        records = [json.loads(ln) for ln in log.read_text().splitlines()]
+        for r in records:
+            line = rf"^  {re.escape(conf['model'])} epoch {r['epoch'] + 1 - first}\b"
+            assert re.search(line, console, re.M), (log.parent.name, r["epoch"])
+        trained += len(records)
+    assert trained > 0 and len(re.findall(r"^  \S+ epoch \d+", console, re.M)) == trained
+    assert "Kernel is running over TCP" not in console and "Alternative text" not in console
+
+
+def test_smoke_reports_give_every_figure_its_alternative_text(smoke_run):
+    """Every <img> of every page (reports, pages with code, index) has an alt that describes it: not missing, not
+    empty, and not nbconvert's "No description has been provided" placeholder (plotting.ReportFigure)."""
+    root, _ = smoke_run
+    n_img = 0
+    for page in sorted(root.glob("*.html")):
+        for tag in re.findall(r"<img\b[^>]*>", page.read_text()):
+            n_img += 1
+            alt = re.search(r'\balt=(["\'])(.*?)\1', tag)
+            assert alt and len(alt.group(2)) > 10 and "No description has been provided" not in alt.group(2), \
+                (page.name, tag[:160])
+    assert n_img > 10
+    assert "Alternative text is missing" not in (root / "workbook.log").read_text()
 
 
 def test_smoke_reports_hold_tables_and_figures_and_no_tracebacks(smoke_run):

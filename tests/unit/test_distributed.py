@@ -85,8 +85,8 @@ def test_two_gloo_ranks_train_like_one_process_with_the_same_global_batch(ddp, s
     assert got[0]["losses"] == got[1]["losses"]  # every rank reports the all-reduced global loss
     assert len(single_losses) == 10
     np.testing.assert_allclose(got[0]["losses"], single_losses, rtol=1e-5)
-    a = torch.load(_run_dir(ddp) / "checkpoint_last.pt", weights_only=False)["model"]
-    b = torch.load(single_dir / "checkpoint_last.pt", weights_only=False)["model"]
+    a = torch.load(_run_dir(ddp) / "checkpoint_last.pt", weights_only=True)["model"]
+    b = torch.load(single_dir / "checkpoint_last.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5, msg=k)
@@ -98,7 +98,7 @@ def test_sharded_evaluation_equals_one_process_exactly(ddp, data):
     conf = json.loads((run / "config.json").read_text())
     torch.manual_seed(0)
     r = sequence_identity("sasrec", "synthetic", "smoke", 0, OVERRIDES, data)
-    r["net"].load_state_dict(torch.load(run / "checkpoint_best.pt", weights_only=False)["model"])
+    r["net"].load_state_dict(torch.load(run / "checkpoint_best.pt", weights_only=True)["model"])
     trainer = Trainer(r["net"], r["split"], r["cfg"])  # one process: no WORLD_SIZE here
     per_user: dict = {}
     assert trainer.evaluate("test", per_user) == met["test"]  # identical, not close
@@ -124,7 +124,7 @@ def test_a_rank_killed_mid_epoch_resumes_to_the_same_result(ddp, tmp_path):
     res = torchrun(tmp_path, die=[1, 1, 2])  # rank 1 dies after epoch 1's batch 2; torchrun stops rank 0
     assert res.returncode != 0
     run = _run_dir(tmp_path)
-    ck = torch.load(run / "checkpoint_last.pt", weights_only=False)
+    ck = torch.load(run / "checkpoint_last.pt", weights_only=True)
     assert (ck["state"]["epoch"], ck["state"]["batch"]) == (1, 2) and len(ck["rng_ranks"]) == 2
     assert not (run / "metrics.json").exists()
     res = torchrun(tmp_path)  # the same command again

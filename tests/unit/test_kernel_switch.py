@@ -117,7 +117,7 @@ def cpp_calls(monkeypatch):
 
 def test_every_op_has_a_runner_here():
     assert set(RUNNERS) == set(kernels.OPS)
-    assert CPP_OPS == ["selective_scan", "stream_step"]
+    assert CPP_OPS == ["selective_scan", "ssd", "stream_step"]
 
 
 @pytest.mark.parametrize("op", sorted(RUNNERS))
@@ -178,16 +178,20 @@ def test_unavailable_cpu_raises_with_the_hint_and_auto_falls_back(op, monkeypatc
 
 def test_auto_takes_the_cpp_kernel_on_cpu_and_logs_once(monkeypatch, caplog, cpp_calls):
     _need("selective_scan")
+    _need("ssd")
     monkeypatch.setattr(kernels, "_logged", set())
     with caplog.at_level(logging.INFO, logger=kernels.__name__):
         for _ in range(3):
             _scan("auto")
             _conv("auto")
+            _ssd("auto")
     msgs = [r.getMessage() for r in caplog.records if r.name == kernels.__name__]
     assert sorted(msgs) == ["kernel='auto' for causal_conv1d on cpu -> ref (no C++ kernel for causal_conv1d)",
-                            "kernel='auto' for selective_scan on cpu -> cpu"]
-    assert "selective_scan" in cpp_calls
+                            "kernel='auto' for selective_scan on cpu -> cpu",
+                            "kernel='auto' for ssd on cpu -> cpu"]
+    assert "selective_scan" in cpp_calls and "ssd" in cpp_calls
     assert kernels.path_name("auto", "selective_scan", "cpu") == "cpu-ext"
+    assert kernels.path_name("auto", "ssd", "cpu") == "cpu-ext"
 
 
 def test_auto_streaming_takes_the_cpp_step_and_logs_once(monkeypatch, caplog):

@@ -39,7 +39,7 @@ def _retriever_top(retriever_dir, n_items, histories, n=20):
     conf = json.loads((Path(retriever_dir) / "config.json").read_text())
     max_len = conf["train_config"]["max_len"]
     net = build_model("lrurec", n_items, max_len, conf["model_config"]).eval()
-    net.load_state_dict(torch.load(Path(retriever_dir) / "checkpoint_best.pt", weights_only=False)["model"])
+    net.load_state_dict(torch.load(Path(retriever_dir) / "checkpoint_best.pt", weights_only=True)["model"])
     seq, lens = pad_left(list(histories), max_len)
     with torch.no_grad():
         scores = net.score(net.readout(seq, lens)).clone()  # (U, n_items + 1)

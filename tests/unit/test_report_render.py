@@ -144,3 +144,65 @@ def test_console_to_log_keeps_library_and_kernel_noise_off_the_terminal(tmp_path
     text = log.read_text()
     assert "Alternative text is missing" in text and "Kernel is running over TCP" in text and "after" not in text
     assert "[1/2] step ... ok" in out and "Kernel is running" not in err and "Alternative text" not in err
+
+
+NBCONVERT_PLACEHOLDER = "No description has been provided for this image"  # nbconvert's alt where none was given
+
+
+def _displayed(fig):
+    """The display_data output a kernel with matplotlib's inline backend sends for `fig` (PNG from a formatter
+    registered for Figure, as matplotlib_inline registers it; metadata from the figure's own mimebundle)."""
+    import base64
+    import io
+
+    from IPython.core.formatters import DisplayFormatter
+    from matplotlib.figure import Figure
+
+    def png(f):
+        buf = io.BytesIO()
+        f.savefig(buf, format="png", dpi=40)
+        return base64.b64encode(buf.getvalue()).decode()
+
+    fmt = DisplayFormatter()
+    fmt.formatters["image/png"].for_type(Figure, png)
+    data, md = fmt.format(fig)
+    return nbformat.v4.new_output("display_data", data=data, metadata=md)
+
+
+def test_every_report_figure_reaches_the_html_with_its_alternative_text(tmp_path):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ssmrec_lib.report import plotting, theory
+
+    figs = [plotting.heatmap(np.eye(4), "SSD: semiseparable M"),
+            plotting.discretization_responses(theory.discretization_responses(a=-1.0, dts=(0.1, 0.5), kind="step")),
+            plotting.cost_curves(theory.cost_table(lengths=(50, 200)))]
+    plain = plt.figure()  # not from plotting: nbconvert's placeholder, so the check below can fail
+    plain.add_subplot().plot([0, 1])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("fig", outputs=[_displayed(f)]) for f in [*figs, plain]]
+    path = tmp_path / "figs.ipynb"
+    nbformat.write(nb, str(path))
+    for page in render_html(path):
+        alts = [html.unescape(a) for a in re.findall(r'<img[^>]*\balt="([^"]*)"', page.read_text())]
+        assert len(alts) == len(figs) + 1 == len(re.findall(r"<img\b", page.read_text())), page.name
+        assert alts[0] == "SSD: semiseparable M: output position t against source position s"
+        assert alts[1].startswith("step response y(t) of the discretised SSM") and "dt = 0.1, 0.5" in alts[1]
+        assert alts[2].startswith("Token-mixing cost vs sequence length: multiply-adds per sequence") \
+            and "(attention" in alts[2]  # the legend's entries
+        assert alts[3] == NBCONVERT_PLACEHOLDER
+    plt.close("all")
+
+
+def test_describe_names_titles_axes_and_legend_and_skips_colour_bars():
+    import numpy as np
+
+    from ssmrec_lib.report import plotting
+
+    fig = plotting.heatmap(np.eye(3), "M")  # a colour bar axis (label "weight", no x label) is left out
+    assert plotting.describe(fig) == "M: output position t against source position s"
+    fig.suptitle("Overall")
+    assert plotting.describe(fig).startswith("Overall; M: ")
+    fig.alt = "set by hand"
+    assert fig._repr_mimebundle_() == ({}, {"image/png": {"alt": "set by hand"}})

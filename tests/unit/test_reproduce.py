@@ -88,3 +88,47 @@ def test_public_anchors_are_listed_for_ml1m_only():
     lines = anchor_lines("ml-1m")
     assert any("| Mamba4Rec, its own paper | 0.3121 | 0.1822 | 0.1425 |" in ln for ln in lines)
     assert anchor_lines("amazon2014-beauty") == []
+
+
+SAMPLE = "amazon2023-beauty?source=history_sample&kcore=0"
+
+
+def test_a_spec_finds_the_papers_table_by_its_dataset_name():
+    assert paper.reference(SAMPLE)[0] == paper.reference("amazon2023-beauty")[0]
+    assert list(paper.table(SAMPLE)["model"]) == list(paper.table("amazon2023-beauty")["model"])
+
+
+def test_the_offline_sample_is_labelled_and_gets_no_targets():
+    assert paper.is_offline_sample(SAMPLE)
+    assert not paper.is_offline_sample("amazon2023-beauty") and not paper.is_offline_sample("amazon2014-beauty")
+    note = paper.subset_note(SAMPLE, {"n_users": 30, "n_items": 150, "n_interactions": 150})
+    assert "NOT a benchmark" in note and "30 users" in note and "--dataset amazon2023-beauty" in note
+    assert paper.subset_note("amazon2023-beauty") is None
+    runs = pd.DataFrame([{**_run("sasrec", 0, 0.1, 0.05, 0.03), "dataset": SAMPLE}])
+    row = reproduction_table(runs, SAMPLE).iloc[0]
+    assert row["paper_hr@10"] == pytest.approx(0.048)  # shown beside, for format
+    assert row["targets_met"] is None and row["gap_hr@10"] is None  # never scored against it
+
+
+def test_paper_rows_without_ours_say_why():
+    from ssmrec_lib.report.reproduce import missing_rows
+
+    runs = pd.DataFrame([{**_run(m, 0, 0.1, 0.05, 0.03), "dataset": "amazon2014-video"} for m in ("sasrec",)])
+    lines = "\n".join(missing_rows(reproduction_table(runs, "amazon2014-video"), "amazon2014-video"))
+    assert "SASRec" not in lines  # ours exists
+    assert "- CACD" in lines and "could not be identified" in lines
+    for text_model in ("GPT4Rec", "MamRec", "LlamaRec"):
+        assert f"- {text_model}" in lines
+    assert lines.count("needs item text: not available offline") == 3
+    assert "- Mamba4Rec" in lines and "not run yet" in lines
+    on_23 = "\n".join(missing_rows(reproduction_table(runs.assign(dataset=SAMPLE), SAMPLE), SAMPLE))
+    assert "needs item text" not in on_23 and "llm --model gpt4rec" in on_23  # titles exist in the '23 files
+
+
+def test_one_protocol_line_per_distinct_protocol():
+    from ssmrec_lib.report.reproduce import protocol_lines
+
+    runs = pd.DataFrame([{"model": "sasrec", "protocol": "full"}, {"model": "mamba4rec", "protocol": "full"}])
+    assert protocol_lines(runs) == ["Protocol: full."]
+    both = protocol_lines(pd.concat([runs, pd.DataFrame([{"model": "gpt4rec", "protocol": "generated"}])]))
+    assert both == ["Protocol (mamba4rec, sasrec): full.", "Protocol (gpt4rec): generated."]

@@ -176,7 +176,7 @@ def test_resume_after_kill_mid_epoch_gives_identical_metrics(split, tmp_path, na
 
     with pytest.raises(Kill):
         run(tmp_path / "resumed", [kill])
-    ck = torch.load(tmp_path / "resumed" / "checkpoint_last.pt", weights_only=False)
+    ck = torch.load(tmp_path / "resumed" / "checkpoint_last.pt", weights_only=True)
     assert (ck["state"]["epoch"], ck["state"]["batch"]) == (1, 2)  # mid-epoch checkpoint
     torch.manual_seed(123)  # resuming must not depend on the fresh process's RNG
     res = run(tmp_path / "resumed")
@@ -198,7 +198,7 @@ def test_non_finite_loss_stops_with_clear_error_and_keeps_good_checkpoint(split,
     trainer = Trainer(model, split, _cfg(checkpoint_every=1), tmp_path, [poison])
     with pytest.raises(NonFiniteLossError, match=r"epoch 0, batch 2.*checkpoint_last\.pt"):
         trainer.fit()
-    ck = torch.load(tmp_path / "checkpoint_last.pt", weights_only=False)
+    ck = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)
     assert ck["state"]["batch"] == 2 and all(torch.isfinite(v).all() for v in ck["model"].values())
 
 
