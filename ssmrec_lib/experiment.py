@@ -50,6 +50,10 @@ IDENTITY_VERSION = 1
 # Train-config fields that cannot change a result: display, CPU threads (float rounding only), checkpoint cadence
 # (resume is bit-exact: tests/unit/test_train.py).
 NOT_IDENTITY = ("progress", "num_threads", "checkpoint_every")
+# Train-config fields added after runs were committed (issue 13's speed levers): left out of the identity while
+# they hold their TrainConfig default, so every run trained before they existed keeps its identity and run id;
+# a run that sets one (it can change results, at least by float rounding) gets its own identity.
+OMIT_AT_DEFAULT = ("ce_chunk", "torch_compile")
 # Train-config fields added after runs were committed, left out of the identity of a full-softmax run (loss="ce",
 # where they must keep their defaults: TrainConfig checks), so those runs keep the identities they were trained under.
 LOSS_KEYS = ("loss", "n_sampled", "sampler")
@@ -150,13 +154,23 @@ def run_identity(model: str, seed: int, train_config: dict[str, Any], model_conf
     """The identity dict (module docstring); every argument must already be resolved (no "auto" left).
     `distributed` ({world_size, backend}) only for a data-parallel run; None leaves the key out."""
     identity = {"identity_version": IDENTITY_VERSION, "model": model, "seed": int(seed),
-                "train_config": {k: v for k, v in sorted(train_config.items()) if k not in NOT_IDENTITY
-                                 and not (k in LOSS_KEYS and train_config.get("loss", "ce") == "ce")},
+                "train_config": {k: v for k, v in identity_train_config(train_config).items()
+                                 if not (k in LOSS_KEYS and train_config.get("loss", "ce") == "ce")},
                 "model_config": dict(sorted(model_config.items())), "objective": objective,
                 "dataset_fingerprint": fingerprint, "protocol": protocol}
     if distributed is not None:
         identity["distributed"] = dict(distributed)
     return identity
+
+
+def identity_train_config(train_config: dict[str, Any]) -> dict[str, Any]:
+    """The train-config part of the identity: every field but NOT_IDENTITY, and OMIT_AT_DEFAULT fields only when
+    they differ from their default."""
+    from .train import TrainConfig
+
+    defaults = to_dict(TrainConfig())
+    return {k: v for k, v in sorted(train_config.items()) if k not in NOT_IDENTITY
+            and not (k in OMIT_AT_DEFAULT and v == defaults[k])}
 
 
 def identity_hash(identity: dict[str, Any]) -> str:

@@ -14,8 +14,9 @@
                the read-out situation), and every row gets at least one mask; CE at the masked positions only.
                `windows`: "last" (each user's last max_len items) or "all" (disjoint windows of max_len items
                cut from the end, so the early items of a long history can be masked too).
-The loss of the scored positions is `Objective.ce`: the full softmax cross-entropy over the catalogue, or, when the
-trainer sets `criterion` (TrainConfig.loss = "sampled_softmax"), the sampled softmax with logQ correction (losses.py).
+The loss of the scored positions is `Objective.output_loss`: the full softmax cross-entropy over the catalogue
+(chunked when ce_chunk > 0), or, when the trainer sets `criterion` (TrainConfig.loss = "sampled_softmax"), the sampled
+softmax with logQ correction (losses.py).
 Randomness: the epoch's sample order comes from the numpy Generator the trainer passes (seeded by seed and
 epoch); cloze masks from a torch Generator seeded per batch. So a resumed run repeats the same batches.
 """
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 from .config import ConfigError
 from .data.batching import pad_left
+from .fused_ce import chunked_linear_cross_entropy
 from .models.base import real_mask
 
 OBJECTIVES = ("next_item", "last_item", "cloze")
@@ -76,9 +78,15 @@ class Batch:
 
 
 class Objective:
-    """Base: `epoch_samples(rng)` -> sample ids in this epoch's order; `batch(ids)`; `loss(model, batch, gen)`."""
+    """Base: `epoch_samples(rng)` -> sample ids in this epoch's order; `batch(ids)`; `loss(model, batch, gen)`.
+
+    loss = output_loss(model, *hidden_and_targets(model, batch, gen)): the encoder's states at the scored
+    positions (N, D) and their targets (N,), then the output softmax CE over all items. `ce_chunk` = 0 scores the
+    N rows in one matmul (F.cross_entropy on model.score); > 0 uses fused_ce.chunked_linear_cross_entropy with
+    that many rows per block (equal up to float rounding, never holding the (N, n_items + 1) logits)."""
 
     name = "?"
+    ce_chunk = 0
     criterion = None  # None: full-softmax CE; else a callable (model, h, targets, generator, reduction) (losses.py)
 
     def __init__(self, train: Sequence[np.ndarray], max_len: int) -> None:
@@ -96,16 +104,22 @@ class Objective:
     def batch(self, ids: np.ndarray) -> Batch:  # pragma: no cover
         raise NotImplementedError
 
-    def ce(self, model, h: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None,
-           reduction: str = "mean") -> torch.Tensor:
-        """Cross-entropy of hidden states h (N, D) against targets (N,): over the whole catalogue
-        (model.score -> (N, n_items + 1) logits), or `criterion`'s sampled estimate of it when one is set."""
+    def hidden_and_targets(self, model, batch: Batch, generator: torch.Generator | None = None):
+        """-> (h (N, D) the states the loss scores, targets (N,))."""
+        raise NotImplementedError  # pragma: no cover
+
+    def output_loss(self, model, h: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None,
+                    reduction: str = "mean") -> torch.Tensor:
+        """CE of hidden states h (N, D) against targets (N,): `criterion`'s sampled estimate when one is set
+        (losses.py), else the full softmax over model.score(h) (N, n_items + 1), chunked when ce_chunk > 0."""
         if self.criterion is not None:
             return self.criterion(model, h, targets, generator, reduction)
+        if self.ce_chunk > 0:
+            return chunked_linear_cross_entropy(h, model.output_weight(), targets, self.ce_chunk, reduction)
         return F.cross_entropy(model.score(h).float(), targets, reduction=reduction)
 
     def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover
+        return self.output_loss(model, *self.hidden_and_targets(model, batch, generator), generator)
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator: torch.Generator | None = None):
         """Data-parallel share of `loss` (distributed.py) -> (sum of the CE terms of rows `rows` of the global
@@ -164,10 +178,10 @@ class NextItemCE(WindowedObjective):
         x, lens = pad_left(self._sequences(ids), self.max_len + 1)  # (B, W + 1)
         return Batch(x[:, :-1], lens - 1, x[:, 1:])
 
-    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
+    def hidden_and_targets(self, model, batch: Batch, generator=None):
         h = model(batch.item_seq, batch.lengths)  # (B, L, D)
         real = real_mask(h.shape[1], batch.lengths)  # (B, L)
-        return self.ce(model, h[real], batch.targets[real], generator)  # real positions only: (N, D)
+        return h[real], batch.targets[real]  # (N, D), (N,): real positions only, no logits for padding
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         b = batch.rows(rows)
@@ -176,7 +190,7 @@ class NextItemCE(WindowedObjective):
         h = model(b.item_seq, b.lengths)  # (b, L, D)
         real = real_mask(h.shape[1], b.lengths)  # (b, L)
         n = int(batch.lengths.sum())  # one term per real position of the global batch
-        return self.ce(model, h[real], b.targets[real], generator, "sum"), n
+        return self.output_loss(model, h[real], b.targets[real], generator, "sum"), n
 
 
 class LastItemCE(Objective):
@@ -210,14 +224,14 @@ class LastItemCE(Objective):
         seq, lens = pad_left(hist, self.max_len)
         return Batch(seq, lens, torch.from_numpy(tgt))
 
-    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
-        return self.ce(model, model.readout(batch.item_seq, batch.lengths), batch.targets, generator)
+    def hidden_and_targets(self, model, batch: Batch, generator=None):
+        return model.readout(batch.item_seq, batch.lengths), batch.targets  # (B, D), (B,)
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         b = batch.rows(rows)
         if b.size == 0:
             return None, batch.size
-        return self.ce(model, model.readout(b.item_seq, b.lengths), b.targets, generator, "sum"), batch.size
+        return self.output_loss(model, model.readout(b.item_seq, b.lengths), b.targets, generator, "sum"), batch.size
 
 
 def cloze_mask(lengths: torch.Tensor, width: int, mask_prob: float, mask_last_prob: float,
@@ -250,10 +264,10 @@ class ClozeCE(WindowedObjective):
                        generator).to(batch.item_seq.device)
         return batch.item_seq.masked_fill(m, model.mask_token), m
 
-    def loss(self, model, batch: Batch, generator=None) -> torch.Tensor:
+    def hidden_and_targets(self, model, batch: Batch, generator=None):
         inp, m = self.masked_inputs(model, batch, generator)
         h = model(inp, batch.lengths)  # (B, L, D)
-        return self.ce(model, h[m], batch.targets[m], generator)
+        return h[m], batch.targets[m]  # (N, D), (N,): masked positions only
 
     def shard_loss(self, model, batch: Batch, rows: slice, generator=None):
         inp, m = self.masked_inputs(model, batch, generator)  # the GLOBAL batch's masks: one draw, as unsharded
@@ -262,18 +276,25 @@ class ClozeCE(WindowedObjective):
         if b.size == 0:
             return None, n
         h = model(inp, b.lengths)  # (b, L, D)
-        return self.ce(model, h[m], b.targets[m], generator, "sum"), n
+        return self.output_loss(model, h[m], b.targets[m], generator, "sum"), n
 
 
 def make_objective(name: str, train: Sequence[np.ndarray], max_len: int, *, prefixes_per_user: int = 0,
-                   mask_prob: float = 0.2, mask_last_prob: float = 0.5, windows: str = "last") -> Objective:
+                   mask_prob: float = 0.2, mask_last_prob: float = 0.5, windows: str = "last",
+                   ce_chunk: int = 0) -> Objective:
+    """The objective `name`; `ce_chunk` > 0 computes its output CE in blocks of that many rows (class Objective)."""
+    if ce_chunk < 0:
+        raise ConfigError(f"ce_chunk must be >= 0 (0 = one matmul, > 0 = rows per block), got {ce_chunk}")
     if name == "next_item":
-        return NextItemCE(train, max_len, windows)
-    if name == "cloze":
-        return ClozeCE(train, max_len, mask_prob, mask_last_prob, windows)
-    if windows != "last":
+        obj: Objective = NextItemCE(train, max_len, windows)
+    elif name == "cloze":
+        obj = ClozeCE(train, max_len, mask_prob, mask_last_prob, windows)
+    elif windows != "last":
         raise ConfigError(f"windows={windows!r} applies to objectives next_item and cloze, not {name!r} "
                           "(last_item already trains on every prefix)")
-    if name == "last_item":
-        return LastItemCE(train, max_len, prefixes_per_user)
-    raise ConfigError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")
+    elif name == "last_item":
+        obj = LastItemCE(train, max_len, prefixes_per_user)
+    else:
+        raise ConfigError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")
+    obj.ce_chunk = int(ce_chunk)
+    return obj

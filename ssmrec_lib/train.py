@@ -78,6 +78,9 @@ class TrainConfig:
     mask_history: bool = False  # False = RecBole / the paper's protocol
     ties: Literal["expected", "pessimistic"] = "expected"
     bf16: bool = False  # bfloat16 autocast for the training forward/backward (evaluation stays fp32)
+    # Speed levers (issue 13; docs/training_speed.md). Left out of the run identity while at these defaults.
+    ce_chunk: int = 0  # output CE in blocks of this many rows, fused with its gradient (fused_ce.py); 0 = one matmul
+    torch_compile: bool = False  # torch.compile the model for the training forward (evaluation stays eager)
     seed: int = 0
     device: str = "auto"  # auto = cuda if available else cpu
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
@@ -92,6 +95,8 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{k} must be >= 1, got {getattr(self, k)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"TrainConfig.lr must be a positive number, got {self.lr}")
+        if self.ce_chunk < 0:
+            raise ConfigError(f"TrainConfig.ce_chunk must be >= 0 (0 = off), got {self.ce_chunk}")
         if not 0 <= self.mask_prob <= 1 or not 0 <= self.mask_last_prob <= 1:
             raise ConfigError("TrainConfig.mask_prob / mask_last_prob must lie in [0, 1]")
         if self.n_sampled < 1:
@@ -132,6 +137,32 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def epoch_batches(cfg: TrainConfig, obj, epoch: int) -> list[np.ndarray]:
+    """Epoch `epoch`'s batches of sample ids under `cfg` (seed, batch_size, bucket_window, max_batches_per_epoch):
+    a function of (seed, epoch) only (see the module docstring, step 1)."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    samples = obj.epoch_samples(rng)
+    bs, w = cfg.batch_size, cfg.bucket_window
+    if w > 1:
+        win = w * bs
+        samples = np.concatenate([c[np.argsort(obj.lengths(c), kind="stable")]
+                                  for c in (samples[i:i + win] for i in range(0, len(samples), win))])
+    batches = [samples[i:i + bs] for i in range(0, len(samples), bs)]
+    if w > 1:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    if cfg.max_batches_per_epoch:
+        batches = batches[: cfg.max_batches_per_epoch]
+    return batches
+
+
+def training_module(model, compile_it: bool):
+    """`model`, or torch.compile(model) (dynamic shapes: bucketed batches vary in width) when `compile_it`. The
+    wrapper shares the model's parameters and forwards attribute access (score, readout, mask_token) to it."""
+    if not compile_it:
+        return model
+    return torch.compile(model, dynamic=True)
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -194,6 +225,8 @@ class Trainer:
         self.objective_name = objective_name(cfg, model)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._negatives: dict[str, np.ndarray] = {}
+        # the module the training loss calls: torch.compile's wrapper (same parameters) or the model itself
+        self.train_model = training_module(model, cfg.torch_compile)
 
     # --- evaluation ---------------------------------------------------------------------------------------------
     def evaluate(self, which: str, per_user: dict | None = None) -> dict[str, float]:
@@ -291,7 +324,7 @@ class Trainer:
         cfg = self.cfg
         obj = make_objective(self.objective_name, self.split.train, cfg.max_len,
                              prefixes_per_user=cfg.prefixes_per_user, mask_prob=cfg.mask_prob,
-                             mask_last_prob=cfg.mask_last_prob, windows=cfg.windows)
+                             mask_last_prob=cfg.mask_last_prob, windows=cfg.windows, ce_chunk=cfg.ce_chunk)
         if cfg.loss == "sampled_softmax":  # losses.py; the default "ce" leaves the objective's full softmax
             counts = item_counts(self.split.train, self.split.n_items)
             obj.criterion = SampledSoftmax(cfg.sampler, cfg.n_sampled, counts)
@@ -299,20 +332,7 @@ class Trainer:
 
     def epoch_batches(self, obj, epoch: int) -> list[np.ndarray]:
         """This epoch's batches of sample ids: a function of (seed, epoch) only (see the module docstring)."""
-        cfg = self.cfg
-        rng = np.random.default_rng([cfg.seed, epoch])
-        samples = obj.epoch_samples(rng)
-        bs, w = cfg.batch_size, cfg.bucket_window
-        if w > 1:
-            win = w * bs
-            samples = np.concatenate([c[np.argsort(obj.lengths(c), kind="stable")]
-                                      for c in (samples[i:i + win] for i in range(0, len(samples), win))])
-        batches = [samples[i:i + bs] for i in range(0, len(samples), bs)]
-        if w > 1:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        if cfg.max_batches_per_epoch:
-            batches = batches[: cfg.max_batches_per_epoch]
-        return batches
+        return epoch_batches(self.cfg, obj, epoch)
 
     def fit(self) -> dict[str, Any]:
         """Train to early stopping (or `epochs`), then score test once with the best weights. Returns results.
@@ -417,9 +437,9 @@ class Trainer:
         """(the loss this process differentiates, the global batch's mean loss): the same tensor in one process;
         under W ranks this rank's share of the terms over the global count N, and the all-reduced mean."""
         if self.dist is None:
-            loss = obj.loss(self.model, batch, gen)
+            loss = obj.loss(self.train_model, batch, gen)
             return loss, loss
-        part, n = obj.shard_loss(self.model, batch, rows(batch.size, self.dist), gen)
+        part, n = obj.shard_loss(self.train_model, batch, rows(batch.size, self.dist), gen)
         part = part if part is not None else torch.zeros((), device=self.device)
         return part / n, all_reduce_sum(part.float()) / n
 

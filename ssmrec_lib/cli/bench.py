@@ -159,6 +159,17 @@ def training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides as for `train` (e.g. bf16=true)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="outputs/bench/training.csv")
+    parser.add_argument("--profile-step", action="store_true",
+                        help="instead: one training step cut into data / encoder / output_ce / backward / optimizer")
+    parser.add_argument("--compare", nargs="+", default=None, metavar="PATH",
+                        help="instead: training paths side by side in one run, each a quoted list of KEY=VALUE "
+                             "overrides ('' = today's defaults), e.g. --compare '' 'bf16=true ce_chunk=1024'; "
+                             "prints speed (--steps timed steps, interleaved), peak RSS and validation NDCG@10 "
+                             "after --curve-steps steps")
+    parser.add_argument("--labels", nargs="+", default=None, help="names of the --compare paths (old new ...)")
+    parser.add_argument("--curve-steps", type=int, default=60,
+                        help="--compare: training steps of each path's quality run (validation curve); 0 = speed only")
+    parser.add_argument("--points", type=int, default=3, help="--compare: validations along the --curve-steps")
 
 
 def training_run(args: argparse.Namespace) -> int:
@@ -166,6 +177,10 @@ def training_run(args: argparse.Namespace) -> int:
     from ..bench.training import bench_training
     from ..config import parse_overrides
 
+    if args.profile_step:
+        return profile_step_run(args)
+    if args.compare is not None:
+        return compare_run(args)
     df = bench_training(args.models, args.dataset, args.profile, args.steps, args.warmup,
                         parse_overrides(args.overrides), args.data_dir)
     cols = ["model", "objective", "sec_per_batch", "batches_per_epoch", "sec_per_epoch", "valid_seconds",
@@ -173,6 +188,54 @@ def training_run(args: argparse.Namespace) -> int:
     print(df[cols].to_string(index=False, float_format=_floats("{:.3f}")))
     print(f"\nwrote {save(df, args.out)}")
     return 0
+
+
+def profile_step_run(args: argparse.Namespace) -> int:
+    from ..bench import save
+    from ..bench.step import SECTIONS, profile_step
+    from ..config import parse_overrides
+
+    df = profile_step(args.models, args.dataset, args.profile, args.steps, args.warmup,
+                      parse_overrides(args.overrides), args.data_dir)
+    cols = ["model", "objective", *(f"{s}_ms" for s in SECTIONS), "step_ms", "targets_per_step", "targets_per_s",
+            "width", "threads"]
+    print(df[cols].to_string(index=False, float_format=_floats("{:.1f}")))
+    print(f"\nwrote {save(df, args.out.replace('.csv', '_step.csv'))}")
+    return 0
+
+
+def compare_run(args: argparse.Namespace) -> int:
+    from ..bench import save
+    from ..bench.compare import compare_training
+    from ..config import parse_overrides
+    from ..errors import UserError
+
+    labels = args.labels or (["old", "new"] if len(args.compare) == 2 else [f"p{i}" for i in range(len(args.compare))])
+    if len(labels) != len(args.compare) or len(set(labels)) != len(labels):
+        raise UserError(f"--labels needs {len(args.compare)} distinct names, one per --compare path; got {labels}")
+    paths = {lab: parse_overrides(spec.split()) for lab, spec in zip(labels, args.compare)}
+    df, curves = compare_training(args.models, paths, args.dataset, args.profile, parse_overrides(args.overrides),
+                                  steps=args.curve_steps, points=args.points, warmup=args.warmup, timed=args.steps,
+                                  data_dir=args.data_dir)
+    cols = ["model", "path", "sec_per_batch", "sec_per_epoch", "targets_per_s", "speedup", "peak_rss_mb",
+            "first_batches_s", "valid_ndcg@10", "steps", "timed_batches"]
+    print(df[cols].to_string(index=False, float_format=_floats("{:.3f}")))
+    if curves.empty:
+        print(f"\nwrote {save(df, args.out.replace('.csv', '_compare.csv'))} (speed only: --curve-steps 0)")
+        return 0
+    print("\nvalidation NDCG@10 by step (the curves)")
+    print(curves.pivot_table(index=["model", "step"], columns="path", values="valid_ndcg@10").to_string(
+        float_format=_floats("{:.4f}")))
+    stem = args.out.replace(".csv", "")
+    print(f"\nwrote {save(df, stem + '_compare.csv')}, {save(curves, stem + '_compare_curves.csv')}")
+    try:
+        from ..report.plotting import compare_curves
+
+        fig = compare_curves(curves)
+        fig.savefig(stem + "_compare_curves.png", dpi=110, bbox_inches="tight")
+        print(f"wrote {stem}_compare_curves.png")
+    except ImportError as e:  # matplotlib missing: the CSV holds the curves
+        print(f"no figure ({e})")
 
 
 # ------------------------------------------------------------------------------------------------ ddp

@@ -81,9 +81,13 @@ class SequentialModel(nn.Module):
     def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def output_weight(self) -> torch.Tensor:
+        """(n_items + 1, D): the item embeddings `score` multiplies with (tied to the input embeddings)."""
+        return self.item_emb.weight[: self.n_items + 1]
+
     def score(self, h: torch.Tensor) -> torch.Tensor:
         """h (..., D) -> logits (..., n_items + 1); column 0 (padding) is -inf; [MASK] is never scored."""
-        w = self.item_emb.weight[: self.n_items + 1]  # (n_items + 1, D)
+        w = self.output_weight()  # (n_items + 1, D)
         logits = h @ w.t()
         logits[..., 0] = float("-inf")  # mm's backward does not need its output, so in place is safe
         return logits

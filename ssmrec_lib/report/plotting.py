@@ -157,6 +157,22 @@ def learning_curves_by_model(logs: dict[str, pd.DataFrame], metric: str = "valid
     return fig
 
 
+def compare_curves(curves: pd.DataFrame, metric: str = "valid_ndcg@10") -> plt.Figure:
+    """Validation metric against training steps, one panel per model, one line per training path (bench training
+    --compare: the old and the new path from the same seed). curves: model, path, step, <metric>."""
+    models = list(dict.fromkeys(curves["model"]))
+    fig, axes = _fig(max(1, len(models)), width=3.6, height=3.2)
+    for ax, name in zip(axes, models):
+        for i, (path, g) in enumerate(curves[curves["model"] == name].groupby("path", sort=False)):
+            ax.plot(g["step"], g[metric], marker="o", color=f"C{i}", label=path)
+        ax.set_title(name)
+        ax.set_xlabel("training steps")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.legend(fontsize="small")
+    axes[0].set_ylabel(metric.replace("_", " "))
+    return fig
+
+
 def quality_vs_latency(df: pd.DataFrame, quality: str = "ndcg@10", latency: str = "latency_ms") -> plt.Figure:
     """Scatter of a quality metric against batch-1 latency, one point per model (mean over seeds)."""
     fig, (ax,) = _fig(width=7)

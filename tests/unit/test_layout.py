@@ -14,7 +14,7 @@ from ssmrec_lib.cli import COMMANDS, add_module_commands
 PKG = Path(ssmrec_lib.__file__).parent
 # lower number = lower layer; a module may import its own layer or below (profiles: plain values, read by all)
 LAYER = {"errors": 0, "config": 0, "utils": 0, "profiles": 0, "__init__": 0, "data": 1, "ssm": 2, "models": 3, "checkpoint": 4,
-         "objectives": 4, "losses": 4, "train": 4, "distributed": 4, "evaluate": 4, "metrics": 4, "streaming": 4, "experiment": 5, "tune": 5, "llm": 6,
+         "objectives": 4, "losses": 4, "fused_ce": 4, "train": 4, "distributed": 4, "evaluate": 4, "metrics": 4, "streaming": 4, "experiment": 5, "tune": 5, "llm": 6,
          "runner": 7, "bench": 8, "report": 8, "cli": 9, "__main__": 10}
 
 

@@ -154,3 +154,17 @@ def test_trained_names_the_commit_checked_out_when_training_started(tmp_path, mo
     r = run_experiment("gru4rec", "synthetic", "smoke", 0, FAST, out=tmp_path, data=data)
     conf = json.loads((tmp_path / r["run_id"] / "config.json").read_text())
     assert r["trained"]["git_sha"] == conf["environment"]["git_sha"] == "a" * 40
+
+
+def test_speed_levers_enter_the_identity_only_when_set():
+    """ce_chunk / torch_compile came after runs were committed: at their defaults they are absent from the
+    identity (so those runs keep their ids, which test_committed_outputs recomputes); set, they give another id."""
+    data = make_synthetic(n_users=30, n_items=40, min_len=5, max_len=12, seed=0)
+    r = sequence_identity("sasrec", "synthetic", "smoke", 0, {}, data)
+    tc = r["identity"]["train_config"]
+    assert "ce_chunk" not in tc and "torch_compile" not in tc and "bf16" in tc
+    for over in ({"ce_chunk": "0"}, {"torch_compile": "false"}):  # written out at the default: the same run
+        assert sequence_identity("sasrec", "synthetic", "smoke", 0, over, data)["run_id"] == r["run_id"]
+    for over, key in (({"ce_chunk": "1024"}, "ce_chunk"), ({"torch_compile": "true"}, "torch_compile")):
+        other = sequence_identity("sasrec", "synthetic", "smoke", 0, over, data)
+        assert other["run_id"] != r["run_id"] and key in other["identity"]["train_config"]
