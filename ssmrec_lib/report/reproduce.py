@@ -142,7 +142,7 @@ def paired_section(runs: pd.DataFrame, dataset: str) -> list[str]:
 
 def missing_rows(table: pd.DataFrame, dataset: str) -> list[str]:
     """Markdown lines: each row of the paper's table for `dataset` that has no row of ours, and why (a text model on
-    data without item titles, an unidentified baseline, or simply not run yet)."""
+    data without item titles, an unidentified baseline, or no finished run yet)."""
     ours = set(table["paper_name"]) if not table.empty else set()
     name = paper.dataset_name(dataset)
     lines = []
@@ -155,9 +155,9 @@ def missing_rows(table: pd.DataFrame, dataset: str) -> list[str]:
         elif model in paper.TEXT_MODELS and name in paper.STAND_INS:
             why = "needs item text: not available offline (the Amazon 2014 stand-in files carry no titles)"
         elif model in paper.TEXT_MODELS:
-            why = f"not run yet: `python -m ssmrec_lib llm --model {model} --dataset '{dataset}'`"
+            why = f"no finished run yet: `python -m ssmrec_lib llm --model {model} --dataset '{dataset}'`"
         else:
-            why = f"not run yet: `python -m ssmrec_lib train --model {model} --dataset '{dataset}'`"
+            why = f"no finished run yet: `python -m ssmrec_lib train --model {model} --dataset '{dataset}'`"
         fig = ", ".join(f"{m} {r[m]:.3f}" for m in METRICS if pd.notna(r[m]))
         lines.append(f"- {r['model']} (paper: {fig or 'no figures'}): {why}")
     return ["Rows of the paper's table without a row of ours:", *lines, ""] if lines else []

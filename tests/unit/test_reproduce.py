@@ -120,7 +120,7 @@ def test_paper_rows_without_ours_say_why():
     for text_model in ("GPT4Rec", "MamRec", "LlamaRec"):
         assert f"- {text_model}" in lines
     assert lines.count("needs item text: not available offline") == 3
-    assert "- Mamba4Rec" in lines and "not run yet" in lines
+    assert "- Mamba4Rec" in lines and "no finished run yet" in lines
     on_23 = "\n".join(missing_rows(reproduction_table(runs.assign(dataset=SAMPLE), SAMPLE), SAMPLE))
     assert "needs item text" not in on_23 and "llm --model gpt4rec" in on_23  # titles exist in the '23 files
 
