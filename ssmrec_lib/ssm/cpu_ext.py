@@ -165,10 +165,11 @@ def scan_unsupported(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch
     return None
 
 
-def _scan_module():
-    mod = module("selective_scan")
+def _required(op: str, what: str):
+    """The loaded extension of `op`, or RuntimeError naming `what` and why it is unavailable."""
+    mod = module(op)
     if mod is None:
-        raise RuntimeError(f"C++ selective scan unavailable: {unavailable_reason('selective_scan')}")
+        raise RuntimeError(f"C++ {what} unavailable: {unavailable_reason(op)}")
     return mod
 
 
@@ -188,7 +189,8 @@ class _SelectiveScanCPU(torch.autograd.Function):
         Bt = B.detach().to(ctype).transpose(1, 2).contiguous()  # (B, L, N)
         Ct = C.detach().to(ctype).transpose(1, 2).contiguous()  # (B, L, N)
         opt = lambda t: _empty(u_) if t is None else t  # noqa: E731
-        y, last = _scan_module().fwd(u_, delta_, A_, Bt, Ct, opt(D_), opt(z_), opt(bias_), bool(delta_softplus))
+        y, last = _required("selective_scan", "selective scan").fwd(u_, delta_, A_, Bt, Ct, opt(D_), opt(z_), opt(bias_),
+                                                                    bool(delta_softplus))
         ctx.save_for_backward(u_, delta_, A_, Bt, Ct, D_, z_, bias_)
         ctx.delta_softplus = bool(delta_softplus)
         ctx.set_materialize_grads(False)
@@ -200,7 +202,7 @@ class _SelectiveScanCPU(torch.autograd.Function):
         dy = torch.zeros_like(u_) if dy is None else dy.to(u_.dtype).contiguous()
         dlast = _empty(u_) if dlast is None else dlast.to(u_.dtype).contiguous()
         opt = lambda t: _empty(u_) if t is None else t  # noqa: E731
-        du, ddelta, dA_part, dBt, dCt, dD_part, dz, dbias_part = _scan_module().bwd(
+        du, ddelta, dA_part, dBt, dCt, dD_part, dz, dbias_part = _required("selective_scan", "selective scan").bwd(
             dy, dlast, u_, delta_, A_, Bt, Ct, opt(D_), opt(z_), opt(bias_), ctx.delta_softplus)
         grads = [du, ddelta, dA_part.sum(0), dBt.transpose(1, 2), dCt.transpose(1, 2),
                  dD_part.sum(0) if D_ is not None else None, dz if z_ is not None else None,
@@ -235,13 +237,6 @@ def ssd_unsupported(X: torch.Tensor, A: torch.Tensor) -> str | None:
     return None
 
 
-def _ssd_module():
-    mod = module("ssd")
-    if mod is None:
-        raise RuntimeError(f"C++ SSD unavailable: {unavailable_reason('ssd')}")
-    return mod
-
-
 class _SSDCPU(torch.autograd.Function):
     """Autograd wrapper: forward saves the (float) inputs; backward recomputes the states in C++."""
 
@@ -251,7 +246,7 @@ class _SSDCPU(torch.autograd.Function):
         ctx.dtypes = [None if t is None else t.dtype for t in (X, dt, A, B, C, initial_states)]
         cast = lambda t: None if t is None else t.detach().to(ctype).contiguous()  # noqa: E731
         X_, dt_, A_, B_, C_, S0 = (cast(t) for t in (X, dt, A, B, C, initial_states))
-        y, last = _ssd_module().fwd(X_, dt_, A_, B_, C_, _empty(X_) if S0 is None else S0)
+        y, last = _required("ssd", "SSD").fwd(X_, dt_, A_, B_, C_, _empty(X_) if S0 is None else S0)
         ctx.save_for_backward(X_, dt_, A_, B_, C_, S0)
         ctx.set_materialize_grads(False)
         return y, last
@@ -261,7 +256,7 @@ class _SSDCPU(torch.autograd.Function):
         X_, dt_, A_, B_, C_, S0 = ctx.saved_tensors
         dy = torch.zeros_like(X_) if dy is None else dy.to(X_.dtype).contiguous()
         dlast = _empty(X_) if dlast is None else dlast.to(X_.dtype).contiguous()
-        dX, ddt, dA_part, dB_part, dC_part, dS0 = _ssd_module().bwd(
+        dX, ddt, dA_part, dB_part, dC_part, dS0 = _required("ssd", "SSD").bwd(
             dy, dlast, X_, dt_, A_, B_, C_, _empty(X_) if S0 is None else S0)
         b, l, g, n = B_.shape
         h = X_.shape[2]
