@@ -189,8 +189,8 @@ class _SelectiveScanCPU(torch.autograd.Function):
         Bt = B.detach().to(ctype).transpose(1, 2).contiguous()  # (B, L, N)
         Ct = C.detach().to(ctype).transpose(1, 2).contiguous()  # (B, L, N)
         opt = lambda t: _empty(u_) if t is None else t  # noqa: E731
-        y, last = _required("selective_scan", "selective scan").fwd(u_, delta_, A_, Bt, Ct, opt(D_), opt(z_), opt(bias_),
-                                                                    bool(delta_softplus))
+        scan = _required("selective_scan", "selective scan")
+        y, last = scan.fwd(u_, delta_, A_, Bt, Ct, opt(D_), opt(z_), opt(bias_), bool(delta_softplus))
         ctx.save_for_backward(u_, delta_, A_, Bt, Ct, D_, z_, bias_)
         ctx.delta_softplus = bool(delta_softplus)
         ctx.set_materialize_grads(False)
