@@ -241,9 +241,14 @@ def set_rng_states(st: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
-def git_sha(short: bool = False) -> str:
-    """The checkout's commit (with '-dirty' when there are uncommitted changes), or 'unknown'."""
-    root = Path(__file__).resolve().parent.parent
+def git_sha(short: bool = False, root: Path | None = None) -> str:
+    """The checkout's commit (with '-dirty' when tracked files outside outputs/ have uncommitted changes), or 'unknown'.
+
+    outputs/ is left out of the check: results and run folders (a resumed run's committed checkpoint rewritten by its
+    own training) do not change what the code computes, and counting them made every run started beside a running
+    one '-dirty'.
+    """
+    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"] if short else ["git", "rev-parse", "HEAD"],
@@ -252,7 +257,7 @@ def git_sha(short: bool = False) -> str:
         if not sha:
             return "unknown"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)outputs"],
             cwd=root, capture_output=True, text=True, timeout=10,
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")

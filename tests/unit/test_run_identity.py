@@ -168,3 +168,27 @@ def test_speed_levers_enter_the_identity_only_when_set():
     for over, key in (({"ce_chunk": "1024"}, "ce_chunk"), ({"torch_compile": "true"}, "torch_compile")):
         other = sequence_identity("sasrec", "synthetic", "smoke", 0, over, data)
         assert other["run_id"] != r["run_id"] and key in other["identity"]["train_config"]
+
+
+def test_git_sha_dirty_counts_code_not_outputs(tmp_path):
+    """A run's recorded commit is '-dirty' when code has uncommitted edits, not when a run folder under outputs/
+    changes (a resumed run rewriting its committed checkpoint must not mark runs started beside it)."""
+    import subprocess
+
+    from ssmrec_lib.utils import git_sha
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "outputs" / "ckpt.pt").write_text("a")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_sha(root=tmp_path)
+    assert len(clean) == 40 and not clean.endswith("-dirty")
+    (tmp_path / "outputs" / "ckpt.pt").write_text("b")
+    assert git_sha(root=tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_sha(root=tmp_path) == clean + "-dirty"
