@@ -67,6 +67,11 @@ def targets_for(dataset: str, model: str) -> dict[str, float]:
     return {m: float(p.loc[name, m]) for m in METRICS if pd.notna(p.loc[name, m])}
 
 
+def _mean_or_none(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
 def reproduction_table(runs: pd.DataFrame, dataset: str, models=CORE_MODELS) -> pd.DataFrame:
     """Per model: our test metrics (mean over seeds), the paper's row, the target and the gap, best epoch,
     epochs run, seconds per epoch, validation NDCG@10, parameters. runs: tables.collect_runs(...); where a
@@ -95,11 +100,28 @@ def reproduction_table(runs: pd.DataFrame, dataset: str, models=CORE_MODELS) -> 
         r.update({"valid_ndcg@10": float(g["valid_ndcg@10"].mean()), "best_epoch": int(g["best_epoch"].iloc[0]),
                   "best_epochs": ", ".join(str(int(e)) for e in g.sort_values("seed")["best_epoch"]),
                   "epochs_run": int(g["epochs_run"].iloc[0]), "sec_per_epoch": float(g["sec_per_epoch"].mean()),
+                  # converged: early stopping fired (best epoch >= patience epochs before the last), every seed
+                  "converged": bool(g["stopped_early"].fillna(False).astype(bool).all())
+                  if "stopped_early" in g and (g["epochs_run"].fillna(0) > 0).any() else None,  # Pop: not trained
+                  "cpu_hours_to_best": _mean_or_none([cpu_hours_to_best(d, int(b), t) for d, b, t in zip(
+                      g["run_dir"], g["best_epoch"], g["threads"] if "threads" in g else [None] * len(g))]),
                   "objective": g["objective"].iloc[0], "params": g["params"].iloc[0],
                   "params_wo_emb": g["params_wo_emb"].iloc[0], "kernel": g["kernel"].iloc[0],
                   "git_sha": g["git_sha"].iloc[0], "run_dir": ";".join(g["run_dir"])})
         rows.append(r)
     return pd.DataFrame(rows)
+
+
+def cpu_hours_to_best(run_dir: str | Path, best_epoch: int, threads: int | None) -> float | None:
+    """Core-hours a run spent up to and including its best epoch: (training + validation seconds of epochs
+    0..best_epoch, summed over every sitting, from log.jsonl) x the torch threads it ran on / 3600. None without a
+    log (Pop, which trains nothing, has none)."""
+    log = load_log(run_dir)
+    if log.empty or "epoch" not in log:
+        return None
+    upto = log[log["epoch"] <= best_epoch].drop_duplicates("epoch", keep="last")
+    seconds = float(upto["train_seconds"].fillna(0).sum() + upto["eval_seconds"].fillna(0).sum())
+    return seconds * max(1, int(threads or 1)) / 3600.0
 
 
 def _run_notes(table: pd.DataFrame) -> list[str]:
@@ -208,8 +230,10 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
     atomic_write_text(csv_path, table.to_csv(index=False))
     short = table[["model", "overrides", "seeds", *METRICS, *(f"sd_{m}" for m in METRICS),
                    *(f"paper_{m}" for m in METRICS), *(f"gap_{m}" for m in METRICS),
-                   "targets_met", "valid_ndcg@10", "best_epochs", "epochs_run", "sec_per_epoch", "params",
-                   "params_wo_emb"]].assign(sec_per_epoch=lambda d: d["sec_per_epoch"].map("{:.1f}".format))
+                   "targets_met", "valid_ndcg@10", "best_epochs", "epochs_run", "converged", "sec_per_epoch",
+                   "cpu_hours_to_best", "params", "params_wo_emb"]].assign(
+        sec_per_epoch=lambda d: d["sec_per_epoch"].map("{:.1f}".format),
+        cpu_hours_to_best=lambda d: d["cpu_hours_to_best"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"))
     env = environment_info()
     title, _, stand_in = paper.reference(dataset)
     target_line = ("targets: the paper's row; SASRec: HR@10 0.30" if dataset == "ml-1m"
@@ -221,7 +245,10 @@ def write_report(runs_root: str | Path, dataset: str, out: str | Path,
           "Test metrics with the best-validation checkpoint, scored once.", *protocol_lines(runs),
           "Metrics are means over the seeds run; sd_* = their sample standard deviation. "
           f"gap = ours - target ({target_line}). sec_per_epoch = mean training "
-          "seconds per epoch as logged by each run (validation excluded).", "",
+          "seconds per epoch as logged by each run (validation excluded). converged = early stopping fired in "
+          "every seed (the best epoch lies `patience` epochs before the last). cpu_hours_to_best = core-hours to "
+          "the best epoch (training + validation seconds of epochs 0..best, every sitting, x the run's torch "
+          "threads; mean over seeds; on a shared machine, so an upper bound of the cost).", "",
           to_markdown(short), "", *missing_rows(table, dataset), *anchor_lines(dataset),
           *paired_section(runs, dataset),
           "Configurations compared on validation (the row above uses the best):",

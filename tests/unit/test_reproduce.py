@@ -132,3 +132,28 @@ def test_one_protocol_line_per_distinct_protocol():
     assert protocol_lines(runs) == ["Protocol: full."]
     both = protocol_lines(pd.concat([runs, pd.DataFrame([{"model": "gpt4rec", "protocol": "generated"}])]))
     assert both == ["Protocol (mamba4rec, sasrec): full.", "Protocol (gpt4rec): generated."]
+
+
+def test_cost_to_the_best_epoch_sums_every_sitting_and_convergence_needs_every_seed_stopped(tmp_path):
+    import json
+
+    from ssmrec_lib.report.reproduce import cpu_hours_to_best
+
+    runs = []
+    for seed, stopped in ((0, True), (1, False)):
+        d = tmp_path / f"m{seed}"
+        d.mkdir()
+        # epochs 0..5, 1,800 s training + 360 s validation each; epoch 1 logged twice (a sitting killed after its
+        # log line and resumed from the checkpoint before it): counted once, the later line
+        lines = [{"epoch": e, "train_seconds": 1800.0, "eval_seconds": 360.0} for e in range(6)]
+        lines.insert(1, {"epoch": 1, "train_seconds": 99999.0, "eval_seconds": 0.0})
+        (d / "log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        runs.append({**_run("sasrec", seed, 0.3, 0.17, 0.12), "run_dir": str(d), "best_epoch": 2,
+                     "stopped_early": stopped, "threads": 2})
+    assert cpu_hours_to_best(runs[0]["run_dir"], 2, 2) == pytest.approx(3 * 2160 * 2 / 3600)  # 3.6 core-hours
+    assert cpu_hours_to_best(tmp_path / "none", 2, 1) is None
+    t = reproduction_table(pd.DataFrame(runs), "ml-1m").set_index("model")
+    assert t.loc["sasrec", "cpu_hours_to_best"] == pytest.approx(3.6)
+    assert not t.loc["sasrec", "converged"]  # seed 1 hit its epoch budget
+    t = reproduction_table(pd.DataFrame([runs[0]]), "ml-1m").set_index("model")
+    assert t.loc["sasrec", "converged"]
