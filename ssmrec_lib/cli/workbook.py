@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UserError
 from ..profiles import WORKBOOK_PROFILES
 from ..report.workbook import ROOT, run_workbook
 from .dataset_args import add_file_arguments, dataset_specs
@@ -19,11 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(ROOT / "outputs"), help="output root (default: outputs/)")
     parser.add_argument("--force", action="store_true", help="retrain even where a finished run exists")
     parser.add_argument("--only", nargs="+", default=None, help="run only notebooks whose output name starts so")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="training steps run side by side, each on cores/jobs threads (default: one per core; "
+                             "1: one after another)")
     add_file_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     datasets = dataset_specs(args.datasets or [], args) or None
-    run_workbook(args.profile, datasets, args.models, args.out, args.data_dir, args.force, args.only)
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be 1 or more, got {args.jobs}")
+    run_workbook(args.profile, datasets, args.models, args.out, args.data_dir, args.force, args.only, args.jobs)
     return 0
 

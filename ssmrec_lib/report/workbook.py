@@ -11,7 +11,10 @@ For a profile (smoke | quick | full) the runner executes, in order:
 into outputs/<profile>/<name>.ipynb, renders each twice (render.py: <name>.html, the reader's report without code,
 and <name>.code.html, the whole notebook; maths as MathML, no script from the network), and writes
 outputs/<profile>/index.html: the headline (results beside the paper, the figures: landing.py), then every report,
-run and result file. The console shows one line per step and, while a training step runs, one per epoch
+run and result file. Consecutive training steps of sequence models run side by side (`jobs` worker processes,
+default: one per CPU core, each kernel on cores/jobs threads: on 2 cores two 1-thread trainings finish sooner than
+one 2-thread training after another, docs/training_speed.md); every other step runs alone (04 times inference, the
+LLM steps may reuse a run another step trains). The console shows one line per step and, while a training step runs, one per epoch
 (progress.py); papermill's and the kernels' messages go to outputs/<profile>/workbook.log. A failing notebook
 stops the run with the failing cell's error; its partial output notebook and HTML are kept. The index is rewritten
 after every step: a step is "ok" only once its notebook ran to the end (an interrupted one shows "interrupted", a
@@ -25,9 +28,11 @@ import contextlib
 import html
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +58,7 @@ class Step:
     seconds: float = 0.0
     error: str = ""
     files: list[str] = field(default_factory=list)
+    side_by_side: int = 1  # how many steps ran at once with this one (its group's worker processes)
 
 
 def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out_dir: Path,
@@ -176,7 +182,72 @@ def execute(step: Step, out_dir: Path) -> None:
         step.error = _cell_error(dst)
 
 
-def write_index(out_dir: Path, profile: str, steps: list[Step], since: str = "") -> Path:
+def parallel_groups(steps: list[Step]) -> list[list[Step]]:
+    """`steps` in order, cut into groups that may run side by side: consecutive training steps of sequence models
+    (03_train, not an LLM model: LlamaRec reuses an LRURec run another step may be training) form one group; every
+    other step is a group of its own."""
+    groups: list[list[Step]] = []
+    for step in steps:
+        if _trains_sequence_model(step) and groups and _trains_sequence_model(groups[-1][-1]):
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
+def _trains_sequence_model(step: Step) -> bool:
+    return step.notebook == "03_train.ipynb" and step.parameters.get("model") not in LLM_MODELS
+
+
+def worker_plan(jobs: int | None, n_steps: int, cpus: int | None = None) -> tuple[int, int]:
+    """(worker processes, CPU threads per worker) for a group of `n_steps` steps: `jobs` (None: one per core),
+    never more than the steps; the cores shared out among the workers, at least one thread each."""
+    cpus = max(1, cpus or os.cpu_count() or 1)
+    workers = max(1, min(n_steps, cpus if jobs is None else jobs))
+    return workers, max(1, cpus // workers)
+
+
+def _worker_init(threads: int) -> None:
+    """A worker process's kernels inherit its environment: their torch uses `threads` CPU threads."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _execute_in_worker(step: Step, out_dir: Path) -> Step:
+    execute(step, out_dir)
+    return step
+
+
+def run_side_by_side(group: list[Step], out_dir: Path, workers: int, threads: int,
+                     on_done=lambda i, step: None) -> None:
+    """Execute the steps of `group` in `workers` processes (spawned: no state of this process is shared), each
+    kernel on `threads` threads; each step's fields are filled in place as it finishes, and `on_done(i, step)` is
+    called then (i: its position in `group`). A step whose worker raised is "failed" with the error. Ctrl-C
+    cancels the steps not started and marks the unfinished ones "interrupted" before it propagates."""
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+    futures = {pool.submit(_execute_in_worker, step, out_dir): i for i, step in enumerate(group)}
+    try:
+        for fut in as_completed(futures):
+            i, step = futures[fut], group[futures[fut]]
+            try:
+                done = fut.result()
+                step.status, step.seconds, step.error, step.files = done.status, done.seconds, done.error, done.files
+            except Exception as e:  # a dead kernel or worker: that step failed, the others go on
+                step.status, step.error = "failed", f"{type(e).__name__}: {e}"
+            step.side_by_side = min(workers, len(group))
+            on_done(i, step)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for step in group:
+            if step.status == "pending":
+                step.status = "interrupted"
+        raise
+    pool.shutdown(wait=True)
+
+
+def write_index(out_dir: Path, profile: str, steps: list[Step], since: str = "",
+                wall_seconds: float | None = None) -> Path:
     """outputs/<profile>/index.html, one static page beside its images: the headline first (our results beside
     the paper's per dataset, with the protocol, and the quality-vs-latency and streaming figures: landing.py),
     the commit, which runs this invocation (started at `since`) trained and which it reused, then every report
@@ -198,12 +269,15 @@ def write_index(out_dir: Path, profile: str, steps: list[Step], since: str = "")
         else:
             link = html.escape(s.title)
         err = f'<div class="err">{html.escape(s.error)}</div>' if s.error else ""
+        beside = f" ({s.side_by_side} side by side)" if s.side_by_side > 1 else ""
         rows.append(f"<tr><td>{link}{err}</td><td class='{s.status}'>{s.status}</td>"
-                    f"<td>{s.seconds:.1f}</td></tr>")
+                    f"<td>{s.seconds:.1f}{beside}</td></tr>")
     results = sorted(p for p in out_dir.rglob("*") if p.suffix in (".csv", ".md", ".json", ".png")
                      and p.is_file() and p.relative_to(out_dir).parts[0] not in ("runs", "screens"))
     res_items = "".join(f'<li><a href="{html.escape(str(p.relative_to(out_dir)))}">'
                         f"{html.escape(str(p.relative_to(out_dir)))}</a></li>" for p in results)
+    total = (f" This invocation took {wall_seconds / 60:.1f} minutes of wall time; training steps marked <i>side by "
+             "side</i> ran at the same time, so their seconds overlap." if wall_seconds is not None else "")
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ssmrec workbook ({profile})</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:64em;margin:2em auto;padding:0 1em;color:#222}}
@@ -220,7 +294,7 @@ figcaption{{color:#555;font-size:.9em}}.code{{font-size:.85em}}
 {env['cpu_count']} CPU(s), CUDA: {env['cuda']}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}.
 Runs: {len(runs) - n_reused} trained by this invocation, {n_reused} reused (list below).</p>
 <h2>Reports</h2><p>Each report is the notebook's prose, tables and figures; <i>with code</i> is the whole executed
-notebook.</p><table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>{''.join(rows)}</table>
+notebook.{total}</p><table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>{''.join(rows)}</table>
 <h2>Runs</h2><p>Each run folder's identity (resolved configs, objective, dataset content, protocol) names it; a
 finished run is reused only when its identity matches exactly. A reused run was trained by the commit shown.</p>
 <table><tr><th>run</th><th>this workbook run</th><th>trained at</th></tr>{run_rows or
@@ -265,10 +339,13 @@ def console_to_log(log_path: Path):
 
 def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, models: list[str] | None = None,
                  out_root: str | Path = ROOT / "outputs", data_dir: str | None = None, force: bool = False,
-                 only: list[str] | None = None) -> list[Step]:
+                 only: list[str] | None = None, jobs: int | None = None) -> list[Step]:
+    """Run the profile's notebooks (or those `only` names) and write the index. `jobs`: worker processes for the
+    training steps that may run side by side (None: one per CPU core; 1: every step in this process, in turn)."""
     out_dir = child_path(out_root, profile, "profile")
     out_dir.mkdir(parents=True, exist_ok=True)
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    t0 = time.perf_counter()
     planned = plan(profile, datasets, models, out_dir.resolve(), data_dir, force)
     steps = planned
     if only:  # the index still links the other steps' reports from an earlier run, marked as such
@@ -278,20 +355,48 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
                 s.status = "earlier run"
                 s.files = [f for f in (f"{s.output}.html", f"{s.output}{CODE_SUFFIX}") if (out_dir / f).exists()]
     print(f"papermill, nbconvert and kernel messages: {out_dir / LOG_NAME}", flush=True)
-    for i, step in enumerate(steps, 1):
-        print(f"[{i}/{len(steps)}] {step.title} ...", flush=True)
+    number = {id(step): i for i, step in enumerate(steps, 1)}
+    index = lambda: write_index(out_dir, profile, planned, since, time.perf_counter() - t0)  # noqa: E731
+
+    def finished(step: Step) -> None:
+        beside = f" ({step.side_by_side} side by side)" if step.side_by_side > 1 else ""
+        print(f"[{number[id(step)]}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s{beside}",
+              flush=True)
+        index()
+
+    for group in parallel_groups(steps):
+        workers, threads = worker_plan(jobs, len(group))
+        starting = lambda step: print(f"[{number[id(step)]}/{len(steps)}] {step.title} ...", flush=True)  # noqa: E731
+        if workers > 1:
+            first, last = number[id(group[0])], number[id(group[-1])]
+            print(f"[{first}-{last}/{len(steps)}] {len(group)} trainings side by side, {workers} at a time, "
+                  f"{threads} CPU thread{'s' if threads > 1 else ''} each (--jobs 1: one after another)", flush=True)
+            for step in group:
+                starting(step)
+        started = group if workers > 1 else []
         try:
             with console_to_log(out_dir / LOG_NAME), EpochTail(out_dir / "runs"):  # one line per epoch (progress.py)
-                execute(step, out_dir)
+                if workers > 1:
+                    run_side_by_side(group, out_dir, workers, threads, lambda i, step: finished(step))
+                else:
+                    for step in group:
+                        starting(step)
+                        started.append(step)
+                        execute(step, out_dir)
+                        finished(step)
+                        if step.status == "failed":
+                            break
         except BaseException as e:  # Ctrl-C, a dead kernel: the index says so, never "ok"
-            step.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            step.error = step.error or f"{type(e).__name__}: {e}"
-            write_index(out_dir, profile, planned, since)
+            for step in started:
+                if step.status == "pending":
+                    step.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                    step.error = step.error or f"{type(e).__name__}: {e}"
+            index()
             raise
-        print(f"[{i}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s", flush=True)
-        write_index(out_dir, profile, planned, since)
-        if step.status == "failed":
+        failed = [step for step in group if step.status == "failed"]
+        if failed:
+            step = failed[0]
             raise UserError(f"notebook {step.notebook} failed ({step.error}); partial output kept in "
                             f"{out_dir / (step.output + '.ipynb')} and its .html")
-    print(f"index: {out_dir / 'index.html'}")
+    print(f"index: {out_dir / 'index.html'} ({(time.perf_counter() - t0) / 60:.1f} min)")
     return steps
