@@ -9,7 +9,7 @@ PROFILE ?= quick
 # Where the offline datasets live (tests and CI read ../shared/data); the library also honours SSMREC_DATA_DIR.
 export SSMREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install browser workbook test test-slow test-gpu bench reliability reliability-slow clean train-ddp reproduce-ml1m reproduce-ml1m-variants report-ml1m reproduce-amazon report-amazon prove-amazon2023
+.PHONY: install browser workbook test test-slow test-gpu bench reliability reliability-slow clean train-ddp reproduce-ml1m reproduce-ml1m-variants report-ml1m reproduce-amazon report-amazon prove-amazon2023 tune
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,13 +77,18 @@ REPRO_SEEDS ?= 0 1 2
 REPRO_JOBS ?= 2
 REPRO_SET ?= windows=all batch_size=16 lr=1e-3 warmup_steps=400 schedule=constant epochs=200 patience=10 n_layers=2
 REPRO_DATASET ?= ml-1m
+# REPRO_FROM_STUDY=1: a model with a tuning study (outputs/full/tuning/<model>_<dataset>_full.db, `make tune`) trains
+# the configuration its best trial chose (`train --from-study`; the run folder names the study) instead of REPRO_SET.
+REPRO_FROM_STUDY ?= 0
 reproduce-ml1m: install
 	@mkdir -p outputs/full
 	@jobs=(); i=0; for s in $(REPRO_SEEDS); do for m in $(REPRO_MODELS); do jobs+=("$$m:$$s"); done; done; \
 	pids=(); for q in $$(seq 0 $$(($(REPRO_JOBS) - 1))); do \
 	  ( for j in $$(seq $$q $(REPRO_JOBS) $$(($${#jobs[@]} - 1))); do m=$${jobs[$$j]%%:*}; s=$${jobs[$$j]##*:}; \
+	      db=outputs/full/tuning/$${m}_$(REPRO_DATASET)_full.db; \
+	      if [ "$(REPRO_FROM_STUDY)" = 1 ] && [ -f "$$db" ]; then how=(--from-study "$$db"); else how=($(foreach o,$(REPRO_SET),--set $(o))); fi; \
 	      OMP_NUM_THREADS=$$((2 / $(REPRO_JOBS) > 0 ? 2 / $(REPRO_JOBS) : 1)) $(PY) -m ssmrec_lib train --model $$m --dataset $(REPRO_DATASET) \
-	        --profile full --seed $$s $(foreach o,$(REPRO_SET),--set $(o)) --out outputs/full/runs || exit 1; done \
+	        --profile full --seed $$s "$${how[@]}" --out outputs/full/runs || exit 1; done \
 	  ) > outputs/full/queue_$(REPRO_DATASET)_$$q.log 2>&1 & pids+=($$!); \
 	done; echo "queues: $${pids[*]} (logs outputs/full/queue*.log)"; st=0; for p in $${pids[@]}; do wait $$p || st=1; done; exit $$st
 
@@ -107,6 +112,20 @@ AMAZON_SET ?= batch_size=128 lr=1e-3 schedule=constant epochs=200 patience=10
 reproduce-amazon: install
 	@for d in $(AMAZON_DATASETS); do $(MAKE) --no-print-directory reproduce-ml1m REPRO_DATASET=$$d \
 	  REPRO_MODELS="$(AMAZON_MODELS)" REPRO_SET="$(AMAZON_SET)" || exit 1; done
+
+# Hyperparameter search on validation (issues 13 and 14): one Optuna study per model (TPE, median pruner on per-epoch
+# validation NDCG@10) in outputs/full/tuning/<model>_<dataset>_full.db, TUNE_WORKERS 1-thread processes side by side,
+# each trial trained to early stopping with TUNE_SET fixed; run again to add trials. Then
+# `make reproduce-amazon REPRO_FROM_STUDY=1` (or reproduce-ml1m) trains the chosen configurations.
+TUNE_MODELS ?= sasrec mamba4rec mamba2rec hydra4rec
+TUNE_DATASET ?= amazon2014-beauty
+TUNE_TRIALS ?= 12
+TUNE_WORKERS ?= 2
+TUNE_SET ?= schedule=constant epochs=200 patience=10 num_threads=1
+tune: install
+	@mkdir -p outputs/full/tuning
+	@for m in $(TUNE_MODELS); do OMP_NUM_THREADS=1 $(PY) -m ssmrec_lib tune --model $$m --dataset $(TUNE_DATASET) \
+	  --profile full --trials $(TUNE_TRIALS) --workers $(TUNE_WORKERS) $(foreach o,$(TUNE_SET),--set $(o)) || exit 1; done
 
 report-amazon: install
 	@for d in $(AMAZON_DATASETS); do $(PY) -m ssmrec_lib report --runs outputs/full/runs --dataset $$d \

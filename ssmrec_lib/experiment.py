@@ -287,8 +287,12 @@ def trained_stamp(identity: dict[str, Any], started_sha: str | None = None) -> d
 
 def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int = 0,
                    overrides: dict[str, Any] | None = None, data_dir: str | None = None, out: str = DEFAULT_OUT,
-                   force: bool = False, hooks=None, data=None, score_test: bool = True) -> dict[str, Any]:
+                   force: bool = False, hooks=None, data=None, score_test: bool = True,
+                   chosen_by: dict[str, Any] | None = None) -> dict[str, Any]:
     """Resolve configs, train (or resume / reuse by identity), write the run folder; returns the metrics payload.
+
+    `chosen_by` (tune.chosen_configuration): the study whose best trial chose `overrides`, recorded in config.json
+    beside them; not part of the identity (the overrides themselves are).
 
     `score_test=False` (tuning trials, tune.py): the test split is never scored and metrics.json says so; such a
     run is not reused where test metrics are asked for.
@@ -342,6 +346,8 @@ def run_experiment(model: str, dataset: str, profile: str = "quick", seed: int =
     }
     if trainer.dist is not None:
         conf["distributed"] = identity["distributed"]
+    if chosen_by:
+        conf["chosen_by"] = chosen_by
     if writer:
         atomic_write_json(run_dir / "config.json", conf)
     started_sha = conf["environment"]["git_sha"]

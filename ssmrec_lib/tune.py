@@ -207,6 +207,37 @@ def best_overrides(st) -> dict[str, Any]:
     return json.loads(best.user_attrs["overrides"])
 
 
+def chosen_configuration(storage: str | Path, study: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(overrides, chosen_by) of a study's best trial, for the final runs (`train --from-study`).
+
+    `storage`: a SQLAlchemy URL or the path of tune's SQLite file; `study`: its name (None: the file's only study).
+    chosen_by names the study, its storage, the best trial, its validation NDCG@10 and the trials completed, so a
+    run folder (config.json) and the report say which search chose the configuration."""
+    import optuna
+
+    url = str(storage)
+    if "://" not in url:
+        path = Path(url)
+        if not path.is_file():
+            raise UserError(f"no study file {path}: run `python -m ssmrec_lib tune ...` first (its default "
+                            "storage is outputs/<profile>/tuning/<study>.db)")
+        url = f"sqlite:///{path}"
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage=open_storage(url))]
+    if study is None:
+        if len(names) != 1:
+            raise UserError(f"{storage} holds {len(names)} studies ({', '.join(names) or 'none'}): name one (--study)")
+        study = names[0]
+    elif study not in names:
+        raise UserError(f"no study {study!r} in {storage}; it holds: {', '.join(names) or 'none'}")
+    st = load_study(url, study)
+    overrides = best_overrides(st)
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in st.trials)
+    chosen_by = {"study": study, "storage": str(storage), "trial": st.best_trial.number,
+                 f"valid_{METRIC}": float(st.best_value), "trials_completed": done,
+                 **{k: st.user_attrs.get(k) for k in ("model", "dataset", "profile")}}
+    return overrides, chosen_by
+
+
 def trials_table(st):
     """One row per trial: number, state, value (best validation NDCG@10), parameters, run id, seconds."""
     df = st.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs", "duration"))

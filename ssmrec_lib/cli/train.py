@@ -28,6 +28,7 @@ import argparse
 from pathlib import Path
 from ..config import parse_overrides
 from ..distributed import finish, is_writer
+from ..errors import UserError
 from ..experiment import DEFAULT_OUT, format_result, run_experiment
 from ..profiles import PROFILE_NAMES
 from .dataset_args import add_file_arguments, dataset_specs
@@ -44,13 +45,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="raw data folder (default: $SSMREC_DATA_DIR or data/)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"runs folder (default {DEFAULT_OUT})")
     parser.add_argument("--force", action="store_true", help="retrain even if the run already finished")
+    parser.add_argument("--from-study", default=None, metavar="DB",
+                        help="train the configuration a tuning study chose: its best trial's overrides (a study "
+                             "file outputs/<profile>/tuning/<study>.db or a SQLAlchemy URL); --set adds keys the "
+                             "study did not choose")
+    parser.add_argument("--study", default=None, help="the study's name, where the file holds several")
     add_file_arguments(parser)
+
+
+def study_overrides(args: argparse.Namespace) -> tuple[dict, dict | None]:
+    """(overrides, chosen_by): the --set overrides, on top of the chosen configuration of --from-study (its
+    model must be --model; a key set to another value than the study chose is an error: which one trained would
+    be unclear)."""
+    overrides = parse_overrides(args.overrides)
+    if not args.from_study:
+        return overrides, None
+    from ..tune import chosen_configuration
+
+    chosen, chosen_by = chosen_configuration(args.from_study, args.study)
+    if chosen_by.get("model") not in (None, args.model):
+        raise UserError(f"study {chosen_by['study']!r} tuned {chosen_by['model']}, not {args.model}")
+    both = sorted(k for k in set(chosen) & set(overrides) if str(chosen[k]) != str(overrides[k]))
+    if both:
+        raise UserError(f"--set {', '.join(both)}: the study {chosen_by['study']!r} chose "
+                        f"{', '.join(f'{k}={chosen[k]}' for k in both)}; drop --set or --from-study")
+    return {**chosen, **overrides}, chosen_by
 
 
 def run(args: argparse.Namespace) -> int:
     dataset = dataset_specs([args.dataset], args)[0]
-    r = run_experiment(args.model, dataset, args.profile, args.seed, parse_overrides(args.overrides),
-                       data_dir=args.data_dir, out=args.out, force=args.force)
+    overrides, chosen_by = study_overrides(args)
+    r = run_experiment(args.model, dataset, args.profile, args.seed, overrides,
+                       data_dir=args.data_dir, out=args.out, force=args.force, chosen_by=chosen_by)
     finish()  # data-parallel: every rank leaves the process group together (nothing in one process)
     if not is_writer():  # data-parallel: rank 0 alone reports
         return 0

@@ -137,8 +137,20 @@ def _run_notes(table: pd.DataFrame) -> list[str]:
                      f"{trained.get('finished_at', '?')[:10]}; {cfg['objective']}, seed {cfg['seed']}, threads "
                      f"{cfg['environment'].get('torch_threads', '?')}): train "
                      + ", ".join(f"{k}={tc[k]}" for k in keep if k in tc)
-                     + "; model " + ", ".join(f"{k}={v}" for k, v in mc.items()))
+                     + "; model " + ", ".join(f"{k}={v}" for k, v in mc.items())
+                     + chosen_note(cfg.get("chosen_by")))
     return notes
+
+
+def chosen_note(chosen_by: dict | None) -> str:
+    """'; configuration chosen by study S (trial t of n completed, valid ndcg@10 v)' for a run trained with
+    `train --from-study`, else ''."""
+    if not chosen_by:
+        return ""
+    v = chosen_by.get("valid_ndcg@10")
+    return (f"; configuration chosen by study `{chosen_by.get('study')}` (`{chosen_by.get('storage')}`: trial "
+            f"{chosen_by.get('trial')} of {chosen_by.get('trials_completed')} completed"
+            + (f", valid ndcg@10 {v:.4f})" if isinstance(v, (int, float)) else ")"))
 
 
 def curves_figure(table: pd.DataFrame):

@@ -157,3 +157,12 @@ def test_cost_to_the_best_epoch_sums_every_sitting_and_convergence_needs_every_s
     assert not t.loc["sasrec", "converged"]  # seed 1 hit its epoch budget
     t = reproduction_table(pd.DataFrame([runs[0]]), "ml-1m").set_index("model")
     assert t.loc["sasrec", "converged"]
+
+
+def test_a_run_trained_from_a_study_names_it_in_the_report():
+    from ssmrec_lib.report.reproduce import chosen_note
+
+    assert chosen_note(None) == ""
+    note = chosen_note({"study": "sasrec_ml-1m_full", "storage": "outputs/full/tuning/sasrec_ml-1m_full.db",
+                        "trial": 7, "trials_completed": 12, "valid_ndcg@10": 0.18512})
+    assert "study `sasrec_ml-1m_full`" in note and "trial 7 of 12 completed" in note and "0.1851" in note

@@ -95,3 +95,32 @@ def test_two_worker_processes_finish_one_sqlite_study_without_duplicated_or_lost
     assert len({json.dumps(t.params, sort_keys=True) for t in st.trials}) == 4  # the workers' samplers differ
     more = run_study("gru4rec", "synthetic", "smoke", trials=1, base=BASE, out=tmp_path, data=data, startup_trials=2)
     assert len(more.trials) == 5  # one process continues the study the workers wrote
+
+
+def test_the_final_run_trains_the_study_choice_and_names_the_study(tmp_path, data, capsys):
+    """`train --from-study DB`: the run's overrides are the best trial's, config.json names the study (not part of
+    the identity: the overrides are); a --set that contradicts the choice, or another model, is refused."""
+    from ssmrec_lib.cli import main
+
+    st = run_study("gru4rec", "synthetic", "smoke", trials=2, base=BASE, out=tmp_path, data=data, startup_trials=2)
+    db = tmp_path / "gru4rec_synthetic_smoke.db"
+    runs = tmp_path / "final"
+    assert main(["train", "--model", "gru4rec", "--dataset", "synthetic", "--profile", "smoke", "--from-study",
+                 str(db), "--set", "num_threads=1", "--set", "epochs=2", "--out", str(runs)]) == 0
+    (conf_path,) = runs.glob("*/config.json")
+    conf = json.loads(conf_path.read_text())
+    assert conf["overrides"] == best_overrides(st)
+    assert conf["chosen_by"]["study"] == "gru4rec_synthetic_smoke" and conf["chosen_by"]["trial"] == st.best_trial.number
+    assert conf["chosen_by"]["valid_ndcg@10"] == pytest.approx(st.best_value)
+    assert "chosen_by" not in conf["identity"]
+    assert json.loads((conf_path.parent / "metrics.json").read_text())["test"] is not None  # a final run
+    refused = {"the study 'gru4rec_synthetic_smoke' chose epochs=2": ["--model", "gru4rec", "--set", "epochs=3"],
+               "tuned gru4rec, not sasrec": ["--model", "sasrec"],
+               "no study file": ["--model", "gru4rec", "--from-study", str(tmp_path / "none.db")]}
+    for message, args in refused.items():
+        capsys.readouterr()
+        argv = ["train", "--dataset", "synthetic", "--profile", "smoke", "--from-study", str(db), "--out", str(runs),
+                *args]
+        assert main(argv) != 0
+        assert message in capsys.readouterr().err, message
+    assert len(list(runs.glob("*/config.json"))) == 1  # nothing trained by a refused command
