@@ -40,7 +40,7 @@ from ..errors import UserError
 from .timer import Timing, now, time_calls
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout whose ssmrec_lib the workers import
-COLUMNS = ["nprocs", "sec_per_step", "targets_per_step", "targets_per_s", "samples_per_s", "speedup", "efficiency",
+COLUMNS = ["nprocs", "threads_per_proc", "sec_per_step", "targets_per_step", "targets_per_s", "samples_per_s", "speedup", "efficiency",
            "allreduce_ms", "grad_mb", "load_1min"]
 ALLREDUCE_CALLS, ALLREDUCE_WARMUP = 10, 2
 
@@ -146,27 +146,45 @@ def run_configuration(spec: dict, nprocs: int, timeout_s: float) -> dict:
 def bench_ddp(model: str = "sasrec", dataset: str = "synthetic", profile: str = "quick",
               nprocs: tuple[int, ...] = (1, 2), steps: int = 10, warmup: int = 2, threads: int = 1,
               overrides: dict | None = None, data_dir: str | None = None, seed: int = 0,
-              timeout_s: float = 600.0, log=print) -> pd.DataFrame:
-    """-> one row per process count (COLUMNS first, then what the workers reported)."""
+              timeout_s: float = 600.0, log=print, layouts: tuple[tuple[int, int], ...] | None = None,
+              rounds: int = 1) -> pd.DataFrame:
+    """-> one row per layout (COLUMNS first, then what the workers reported).
+
+    `layouts`: (processes, threads per process) pairs to time, in order, e.g. ((1, 2), (2, 1)): one 2-thread
+    process against two 1-thread processes on the same two cores; default: each of `nprocs` with `threads`.
+    `rounds` > 1 times the layouts in turn that many times (one round after another, so load that comes and goes
+    meets every layout) and keeps, per layout, the round with the median seconds per step."""
     if warmup < 1 or steps < 1:
         raise UserError("bench ddp needs --warmup >= 1 and --steps >= 1 (the first step pays one-time costs)")
+    if rounds < 1:
+        raise UserError(f"bench ddp needs --rounds >= 1, got {rounds}")
+    layouts = tuple(layouts or ((n, threads) for n in nprocs))
     spec = {"model": model, "dataset": dataset, "profile": profile, "seed": seed, "overrides": overrides or {},
-            "data_dir": data_dir, "steps": steps, "warmup": warmup, "threads": threads}
+            "data_dir": data_dir, "steps": steps, "warmup": warmup}
+    timed: dict[tuple[int, int], list[tuple[dict, float]]] = {lay: [] for lay in layouts}
+    for rnd in range(rounds):
+        for n, t in layouts:
+            load = os.getloadavg()[0]
+            r = run_configuration({**spec, "threads": t}, n, timeout_s)
+            timed[(n, t)].append((r, load))
+            log(f"{n} process(es) x {t} thread(s){f' (round {rnd + 1}/{rounds})' if rounds > 1 else ''}: "
+                f"{r['sec_per_step'] * 1000:8.1f} ms/step, {r['targets_per_step'] / r['sec_per_step']:9.1f} "
+                f"targets/s (load {load:.1f})")
     rows = []
-    for n in nprocs:
-        load = os.getloadavg()[0]
-        r = run_configuration(spec, n, timeout_s)
-        row = {"nprocs": n, **r, "targets_per_s": r["targets_per_step"] / r["sec_per_step"],
-               "samples_per_s": r["samples_per_step"] / r["sec_per_step"], "load_1min": load,
-               "threads_per_proc": threads, "model": model, "dataset": dataset, "profile": profile}
-        rows.append(row)
-        log(f"{n} process(es): {r['sec_per_step'] * 1000:8.1f} ms/step, {row['targets_per_s']:9.1f} targets/s "
-            f"(load {load:.1f})")
+    for (n, t), results in timed.items():
+        results = sorted(results, key=lambda x: x[0]["sec_per_step"])
+        r, load = results[(len(results) - 1) // 2]  # the median round (the lower one of an even count)
+        rows.append({"nprocs": n, **r, "targets_per_s": r["targets_per_step"] / r["sec_per_step"],
+                     "samples_per_s": r["samples_per_step"] / r["sec_per_step"], "load_1min": load,
+                     "threads_per_proc": t, "rounds": rounds,
+                     "sec_per_step_rounds": ";".join(f"{x['sec_per_step']:.4f}" for x, _ in results),
+                     "model": model, "dataset": dataset, "profile": profile})
     df = pd.DataFrame(rows)
     base = df.iloc[0]
     speed = df["samples_per_s"] / base["samples_per_s"]  # = the targets/s ratio: the same global batches
     df["speedup"] = speed
-    df["efficiency"] = speed * base["nprocs"] / df["nprocs"]
+    cores = df["nprocs"] * df["threads_per_proc"]  # CPU threads in use: efficiency per thread, against the first
+    df["efficiency"] = speed * (base["nprocs"] * base["threads_per_proc"]) / cores
     return df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
 
 

@@ -251,6 +251,11 @@ def ddp_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides as for `train` (e.g. batch_size=256)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--timeout-s", type=float, default=600.0, help="per configuration")
+    parser.add_argument("--layouts", nargs="+", default=None, metavar="NxT",
+                        help="processes x threads per process to time instead of --nprocs/--threads, e.g. 1x2 2x1: "
+                             "one 2-thread process against two 1-thread processes on two cores")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="time the layouts in turn this many times; each keeps its median round")
     parser.add_argument("--out", default="outputs/bench/ddp.csv")
 
 
@@ -261,13 +266,30 @@ def ddp_run(args: argparse.Namespace) -> int:
 
     df = bench_ddp(args.model, args.dataset, args.profile, tuple(args.nprocs), args.steps, args.warmup,
                    args.threads, parse_overrides(args.overrides), args.data_dir, timeout_s=args.timeout_s,
-                   log=lambda m: print(m, flush=True))
+                   log=lambda m: print(m, flush=True), layouts=parse_layouts(args.layouts), rounds=args.rounds)
     r = df.iloc[0]
+    threads = sorted(set(df["threads_per_proc"]))
     print(f"\n{args.model} on {args.dataset} ({args.profile} profile, {r['objective']}), global batch "
-          f"{r['batch_size']} samples, {args.threads} thread(s) per process, gloo on CPU; {args.steps} timed steps")
+          f"{r['batch_size']} samples, {'/'.join(map(str, threads))} thread(s) per process, gloo on CPU; "
+          f"{args.steps} timed steps" + (f", median of {args.rounds} rounds" if args.rounds > 1 else ""))
     print(df[COLUMNS].to_string(index=False, float_format=_floats("{:.3f}")))
     print(f"\nwrote {save(df, args.out)}")
     return 0
+
+
+def parse_layouts(values: list[str] | None) -> tuple[tuple[int, int], ...] | None:
+    """['1x2', '2x1'] -> ((1, 2), (2, 1)): processes x threads per process; UserError naming a bad one."""
+    from ..errors import UserError
+
+    if not values:
+        return None
+    out = []
+    for v in values:
+        n, _, t = v.lower().partition("x")
+        if not (n.isdigit() and t.isdigit() and int(n) > 0 and int(t) > 0):
+            raise UserError(f"--layouts {v!r}: write processes x threads, e.g. 2x1 (two 1-thread processes)")
+        out.append((int(n), int(t)))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------------------------------------ data
