@@ -87,6 +87,13 @@ def _build_dir(name: str) -> Path:
     return path
 
 
+def shown_build_dir(name: str) -> str:
+    """The build folder as messages name it: `$SSMREC_CACHE_DIR/...` or `~/.cache/ssmrec/...`, never this machine's
+    absolute path (the message lands in notebooks and reports that are committed)."""
+    base = "$SSMREC_CACHE_DIR" if os.environ.get("SSMREC_CACHE_DIR") else "~/.cache/ssmrec"
+    return f"{base}/torch_extensions/{name}"
+
+
 def _load_once(op: str):
     """Build (or load the cached build of) the extension of `op` once per process; failures are remembered."""
     state = _states[op]
@@ -101,7 +108,7 @@ def _load_once(op: str):
         build_dir = _build_dir(name)
         cached = any(build_dir.glob(f"{name}*.so"))
         if not cached:
-            log.warning("building ssmrec %s (one-time, ~%d s) in %s", what, _EXPECTED_BUILD_S, build_dir)
+            log.warning("building ssmrec %s (one-time, ~%d s) in %s", what, _EXPECTED_BUILD_S, shown_build_dir(name))
         t0 = time.perf_counter()
         # copies: `load` appends torch's libraries to extra_ldflags in place, which changed the flags (and so the
         # build name) of every extension loaded after the first one in a process: a rebuild whenever the load

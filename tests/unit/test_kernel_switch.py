@@ -215,3 +215,15 @@ def test_unknown_choices_are_refused():
     with pytest.raises(ConfigError, match="not one of"):
         build_model("mamba4rec", n_items=10, max_len=8, overrides={"kernel": "cuda"})
     assert build_model("mamba2rec", n_items=10, max_len=8, overrides={"kernel": "cpu"}).config.kernel == "cpu"
+
+
+def test_the_build_message_names_no_folder_of_this_machine(monkeypatch, tmp_path):
+    """The extension-build warning lands in executed notebooks (committed reports): it names the cache folder by its
+    variable or ~, not by this machine's absolute path."""
+    from ssmrec_lib.ssm.cpu_ext import shown_build_dir
+
+    monkeypatch.setenv("SSMREC_CACHE_DIR", str(tmp_path))
+    assert shown_build_dir("ssmrec_x_1") == "$SSMREC_CACHE_DIR/torch_extensions/ssmrec_x_1"
+    monkeypatch.delenv("SSMREC_CACHE_DIR")
+    assert shown_build_dir("ssmrec_x_1") == "~/.cache/ssmrec/torch_extensions/ssmrec_x_1"
+    assert str(tmp_path) not in shown_build_dir("ssmrec_x_1")
