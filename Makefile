@@ -9,7 +9,7 @@ PROFILE ?= quick
 # Where the offline datasets live (tests and CI read ../shared/data); the library also honours SSMREC_DATA_DIR.
 export SSMREC_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install browser workbook test test-slow test-gpu bench reliability reliability-slow clean train-ddp reproduce-ml1m reproduce-ml1m-variants report-ml1m reproduce-amazon report-amazon prove-amazon2023 tune
+.PHONY: install browser workbook test test-slow test-gpu bench reliability reliability-slow clean train-ddp reproduce-ml1m reproduce-ml1m-variants report-ml1m reproduce-amazon report-amazon prove-amazon2023 tune workbook-amazon
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -126,6 +126,14 @@ tune: install
 	@mkdir -p outputs/full/tuning
 	@for m in $(TUNE_MODELS); do OMP_NUM_THREADS=1 $(PY) -m ssmrec_lib tune --model $$m --dataset $(TUNE_DATASET) \
 	  --profile full --trials $(TUNE_TRIALS) --workers $(TUNE_WORKERS) $(foreach o,$(TUNE_SET),--set $(o)) || exit 1; done
+
+# The workbook on the Amazon stand-ins (issue 14): notebook 01 explores them, 03 trains (reuses, by identity, the runs
+# of `make reproduce-amazon`: same --set) each model, 04 times them, 05 shows the tables beside the paper's; into
+# outputs/full/ (index.html). AMAZON_WORKBOOK_SEEDS: the seeds shown (seeds without a finished run train).
+AMAZON_WORKBOOK_SEEDS ?= 0
+workbook-amazon: install
+	$(PY) -m ssmrec_lib workbook --profile full --datasets $(AMAZON_DATASETS) --models $(AMAZON_MODELS) \
+	  --seeds $(AMAZON_WORKBOOK_SEEDS) $(foreach o,$(AMAZON_SET),--set $(o))
 
 report-amazon: install
 	@for d in $(AMAZON_DATASETS); do $(PY) -m ssmrec_lib report --runs outputs/full/runs --dataset $$d \

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import parse_overrides
 from ..errors import UserError
 from ..profiles import WORKBOOK_PROFILES
 from ..report.workbook import ROOT, run_workbook
@@ -20,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(ROOT / "outputs"), help="output root (default: outputs/)")
     parser.add_argument("--force", action="store_true", help="retrain even where a finished run exists")
     parser.add_argument("--only", nargs="+", default=None, help="run only notebooks whose output name starts so")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a train or model setting for every sequence-model training step, as for `train` "
+                             "(it enters the run identity: runs trained by `train` with the same --set are reused)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the profile's seeds")
     parser.add_argument("--jobs", type=int, default=None,
                         help="training steps run side by side, each on cores/jobs threads (default: one per core; "
                              "1: one after another)")
@@ -30,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     datasets = dataset_specs(args.datasets or [], args) or None
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be 1 or more, got {args.jobs}")
-    run_workbook(args.profile, datasets, args.models, args.out, args.data_dir, args.force, args.only, args.jobs)
+    run_workbook(args.profile, datasets, args.models, args.out, args.data_dir, args.force, args.only, args.jobs,
+                 parse_overrides(args.overrides), args.seeds)
     return 0
 

@@ -62,10 +62,19 @@ class Step:
 
 
 def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out_dir: Path,
-         data_dir: str | None, force: bool) -> list[Step]:
+         data_dir: str | None, force: bool, overrides: dict[str, Any] | None = None,
+         seeds: list[int] | None = None) -> list[Step]:
+    """The profile's steps in order. `overrides` (--set) go to every sequence-model training step (03_train's
+    `overrides`; they enter each run's identity, so runs trained with the same --set by `train` are reused);
+    `seeds` replaces the profile's seeds."""
     if profile not in WORKBOOK_PROFILES:
         raise UnknownNameError(f"unknown profile {profile!r}; known profiles: {sorted(WORKBOOK_PROFILES)}")
     p = WORKBOOK_PROFILES[profile]
+    for key, value in (overrides or {}).items():
+        if "," in f"{key}{value}":
+            raise UserError(f"--set {key}={value}: the workbook passes settings comma-separated, so a value may "
+                            "not contain a comma")
+    set_text = ",".join(f"{k}={v}" for k, v in (overrides or {}).items())
     datasets = [notebook_spec(d) for d in (datasets or p.datasets)]
     if models:  # an explicit list may mix both families; LLM models train after the sequence models
         llm_models = [m for m in models if m in LLM_MODELS]
@@ -81,11 +90,12 @@ def plan(profile: str, datasets: list[str] | None, models: list[str] | None, out
     ]
     for dataset in datasets:
         for model in models + llm_models:
-            for seed in p.seeds:
+            for seed in (seeds if seeds else p.seeds):
                 steps.append(Step(
                     "03_train.ipynb",
                     safe_name(f"03_train_{model}_{parse_dataset_spec(dataset).label}_s{seed}", "notebook output"),
-                    {**common, "model": model, "dataset": dataset, "seed": seed, "force": force},
+                    {**common, "model": model, "dataset": dataset, "seed": seed, "force": force,
+                     **({"overrides": set_text} if set_text and model not in LLM_MODELS else {})},
                     f"Train {model} on {dataset} (seed {seed})",
                 ))
     steps.append(Step("04_latency_profiling.ipynb", "04_latency_profiling",
@@ -339,14 +349,15 @@ def console_to_log(log_path: Path):
 
 def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, models: list[str] | None = None,
                  out_root: str | Path = ROOT / "outputs", data_dir: str | None = None, force: bool = False,
-                 only: list[str] | None = None, jobs: int | None = None) -> list[Step]:
+                 only: list[str] | None = None, jobs: int | None = None, overrides: dict[str, Any] | None = None,
+                 seeds: list[int] | None = None) -> list[Step]:
     """Run the profile's notebooks (or those `only` names) and write the index. `jobs`: worker processes for the
     training steps that may run side by side (None: one per CPU core; 1: every step in this process, in turn)."""
     out_dir = child_path(out_root, profile, "profile")
     out_dir.mkdir(parents=True, exist_ok=True)
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.perf_counter()
-    planned = plan(profile, datasets, models, out_dir.resolve(), data_dir, force)
+    planned = plan(profile, datasets, models, out_dir.resolve(), data_dir, force, overrides, seeds)
     steps = planned
     if only:  # the index still links the other steps' reports from an earlier run, marked as such
         steps = [s for s in planned if any(s.output.startswith(o) for o in only)]

@@ -23,3 +23,26 @@ def test_the_cores_are_shared_out_and_never_more_workers_than_steps():
     assert worker_plan(None, 4, cpus=16) == (4, 4)
     assert worker_plan(1, 5, cpus=2) == (1, 2)  # --jobs 1: one after another, as before
     assert worker_plan(8, 3, cpus=2) == (3, 1)  # more jobs than cores: one thread each, at least
+
+
+def test_set_and_seeds_reach_every_sequence_model_training_as_train_would_take_them(tmp_path):
+    """`workbook --set k=v --seeds 0` (the Amazon path: `make workbook-amazon`): each sequence-model step trains
+    with the same overrides `train --set` gives (so the reproduction runs are reused by identity); LLM steps get
+    none; a comma inside a value, which the notebook parameter cannot carry, is refused."""
+    import pytest
+
+    from ssmrec_lib.config import parse_overrides
+    from ssmrec_lib.errors import UserError
+
+    sets = ["batch_size=128", "lr=1e-3", "schedule=constant", "epochs=200", "patience=10"]
+    steps = plan("full", ["amazon2014-beauty"], ["sasrec", "mamba4rec", "gpt4rec"], tmp_path, None, False,
+                 parse_overrides(sets), [0])
+    train = [s for s in steps if s.notebook == "03_train.ipynb"]
+    assert [(s.parameters["model"], s.parameters["seed"]) for s in train] == [("sasrec", 0), ("mamba4rec", 0),
+                                                                              ("gpt4rec", 0)]
+    for s in train[:2]:
+        assert parse_overrides(s.parameters["overrides"].split(",")) == parse_overrides(sets)
+    assert "overrides" not in train[2].parameters
+    assert len([s for s in plan("full", ["ml-1m"], ["sasrec"], tmp_path, None, False) if "03" in s.output]) == 3
+    with pytest.raises(UserError, match="comma"):
+        plan("full", ["ml-1m"], ["sasrec"], tmp_path, None, False, {"columns": "a,b"})
