@@ -60,13 +60,14 @@ def headline_html(out_dir: str | Path) -> str:
                      "<b>paper</b> row from the paper's tables. Where a model ran in several configurations, "
                      "validation NDCG@10 chose one (<code>overrides</code>).</p>")
         for dataset in sorted(res["dataset"].unique()):
-            title = paper.DATASET_TABLES.get(dataset, (f"{dataset} (not in the paper)",))[0]
+            title, _, stand_in = paper.reference(dataset)  # a stand-in names the paper's table it stands for
             proto = " / ".join(res.loc[res["dataset"] == dataset, "protocol"].dropna().astype(str).unique()) \
                 if "protocol" in res else ""
             shas = sorted(res.loc[res["dataset"] == dataset, "git_sha"].dropna().astype(str).str[:12].unique()) \
                 if "git_sha" in res else []
             parts.append(f"<h3>{html.escape(title)}</h3>"
-                         f"<p class='protocol'>Protocol: {html.escape(proto or 'not recorded')}<br>"
+                         + (f"<p><b>{html.escape(stand_in)}</b></p>" if stand_in else "")
+                         + f"<p class='protocol'>Protocol: {html.escape(proto or 'not recorded')}<br>"
                          f"Trained at git {', '.join(f'<code>{html.escape(s)}</code>' for s in shas) or '-'}</p>")
             parts.append(_table_html(tables.beside_paper(res, dataset)))
     figs = []

@@ -221,7 +221,7 @@ def beside_paper(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     pretrained)') beside the language model the paper used, so the two are never confused. Where a model was run
     in several configurations, validation picks one (choose_variants) and `overrides` names it."""
     ours = choose_variants(df[df["dataset"] == dataset])
-    p = paper.table(dataset).set_index("model")
+    p = paper.reference(dataset)[1].set_index("model")  # a stand-in: the rows of the table it stands for
     with_backbone = "backbone" in ours and ours["backbone"].notna().any()
     rows = []
     for model, g in ours.groupby("model"):

@@ -166,3 +166,19 @@ def test_a_run_trained_from_a_study_names_it_in_the_report():
     note = chosen_note({"study": "sasrec_ml-1m_full", "storage": "outputs/full/tuning/sasrec_ml-1m_full.db",
                         "trial": 7, "trials_completed": 12, "valid_ndcg@10": 0.18512})
     assert "study `sasrec_ml-1m_full`" in note and "trial 7 of 12 completed" in note and "0.1851" in note
+
+
+def test_the_landing_and_results_tables_put_a_stand_in_beside_the_table_it_stands_for():
+    """The index headline and 05's table (tables.beside_paper) show the paper's Table 1 rows beside our Amazon 2014
+    Beauty stand-in, as the reproduction report does; a dataset the paper never used gets no paper row."""
+    from ssmrec_lib.report import paper
+    from ssmrec_lib.report.tables import beside_paper
+
+    run = {**_run("sasrec", 0, 0.068, 0.036, 0.027), "dataset": "amazon2014-beauty", "overrides": "{}"}
+    t = beside_paper(pd.DataFrame([run]), "amazon2014-beauty")
+    row = t[t["source"] == "paper"].iloc[0]
+    want = paper.reference("amazon2014-beauty")[1].set_index("model").loc["SASRec"]
+    assert row["hr@10"] == pytest.approx(want["hr@10"])
+    assert "stand-in" in paper.reference("amazon2014-beauty")[0]
+    other = beside_paper(pd.DataFrame([{**run, "dataset": "synthetic"}]), "synthetic")
+    assert (other["source"] == "paper").sum() == 0
