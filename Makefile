@@ -121,7 +121,9 @@ TUNE_MODELS ?= sasrec mamba4rec mamba2rec hydra4rec
 TUNE_DATASET ?= amazon2014-beauty
 TUNE_TRIALS ?= 12
 TUNE_WORKERS ?= 2
-TUNE_SET ?= schedule=constant epochs=200 patience=10 num_threads=1
+# batch_size stays fixed on the Amazon sets (short histories: 16 users per step would make an epoch 8x longer);
+# on ML-1M: make tune TUNE_DATASET=ml-1m TUNE_SET="windows=all schedule=constant epochs=200 patience=10 num_threads=1"
+TUNE_SET ?= batch_size=128 schedule=constant epochs=200 patience=10 num_threads=1
 tune: install
 	@mkdir -p outputs/full/tuning
 	@for m in $(TUNE_MODELS); do OMP_NUM_THREADS=1 $(PY) -m ssmrec_lib tune --model $$m --dataset $(TUNE_DATASET) \
