@@ -229,29 +229,26 @@ def _execute_in_worker(step: Step, out_dir: Path) -> Step:
 
 
 def run_side_by_side(group: list[Step], out_dir: Path, workers: int, threads: int,
-                     on_done=lambda i, step: None) -> None:
+                     on_done=lambda step: None) -> None:
     """Execute the steps of `group` in `workers` processes (spawned: no state of this process is shared), each
-    kernel on `threads` threads; each step's fields are filled in place as it finishes, and `on_done(i, step)` is
-    called then (i: its position in `group`). A step whose worker raised is "failed" with the error. Ctrl-C
-    cancels the steps not started and marks the unfinished ones "interrupted" before it propagates."""
+    kernel on `threads` threads; each step's fields are filled in place as it finishes, and `on_done(step)` is
+    called then. A step whose worker raised is "failed" with the error. Ctrl-C (or any error here) cancels the
+    steps not started and propagates; the caller marks what did not finish (run_workbook)."""
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
-    futures = {pool.submit(_execute_in_worker, step, out_dir): i for i, step in enumerate(group)}
+    futures = {pool.submit(_execute_in_worker, step, out_dir): step for step in group}
     try:
         for fut in as_completed(futures):
-            i, step = futures[fut], group[futures[fut]]
+            step = futures[fut]
             try:
                 done = fut.result()
                 step.status, step.seconds, step.error, step.files = done.status, done.seconds, done.error, done.files
             except Exception as e:  # a dead kernel or worker: that step failed, the others go on
                 step.status, step.error = "failed", f"{type(e).__name__}: {e}"
             step.side_by_side = min(workers, len(group))
-            on_done(i, step)
+            on_done(step)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
-        for step in group:
-            if step.status == "pending":
-                step.status = "interrupted"
         raise
     pool.shutdown(wait=True)
 
@@ -369,6 +366,9 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
     number = {id(step): i for i, step in enumerate(steps, 1)}
     index = lambda: write_index(out_dir, profile, planned, since, time.perf_counter() - t0)  # noqa: E731
 
+    def starting(step: Step) -> None:
+        print(f"[{number[id(step)]}/{len(steps)}] {step.title} ...", flush=True)
+
     def finished(step: Step) -> None:
         beside = f" ({step.side_by_side} side by side)" if step.side_by_side > 1 else ""
         print(f"[{number[id(step)]}/{len(steps)}] {step.title}: {step.status} in {step.seconds:.1f} s{beside}",
@@ -377,18 +377,17 @@ def run_workbook(profile: str = "smoke", datasets: list[str] | None = None, mode
 
     for group in parallel_groups(steps):
         workers, threads = worker_plan(jobs, len(group))
-        starting = lambda step: print(f"[{number[id(step)]}/{len(steps)}] {step.title} ...", flush=True)  # noqa: E731
         if workers > 1:
             first, last = number[id(group[0])], number[id(group[-1])]
             print(f"[{first}-{last}/{len(steps)}] {len(group)} trainings side by side, {workers} at a time, "
                   f"{threads} CPU thread{'s' if threads > 1 else ''} each (--jobs 1: one after another)", flush=True)
             for step in group:
                 starting(step)
-        started = group if workers > 1 else []
+        started: list[Step] = list(group) if workers > 1 else []
         try:
             with console_to_log(out_dir / LOG_NAME), EpochTail(out_dir / "runs"):  # one line per epoch (progress.py)
                 if workers > 1:
-                    run_side_by_side(group, out_dir, workers, threads, lambda i, step: finished(step))
+                    run_side_by_side(group, out_dir, workers, threads, finished)
                 else:
                     for step in group:
                         starting(step)
